@@ -1,0 +1,131 @@
+//! Command-line interface: one clap struct per command, each a thin call into a library crate.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use template::{Error, Params, Template, Value};
+
+/// Aviary: real-time analytics for every customer organization, with identity built in.
+#[derive(Debug, Parser)]
+#[command(name = "aviary", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with pipe SQL templates (the language of `.pipe` nodes).
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateCommand {
+    /// Render one node's SQL read from stdin (with its leading `%` line when it is a template).
+    Render {
+        /// A request parameter, as from a query string. Repeat a name to pass several values
+        /// (joined with commas, as an Array parameter receives them).
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Parameters as a JSON object (numbers, booleans, lists, objects); wins over --param.
+        #[arg(long = "params-json", value_name = "JSON")]
+        params_json: Option<String>,
+    },
+    /// Print the parameters of a node read from stdin as JSON.
+    Params,
+}
+
+impl Cli {
+    /// Runs the command; the exit code is the process's.
+    pub fn run(self) -> ExitCode {
+        match self.command {
+            Command::Template(cmd) => match cmd.run() {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            },
+        }
+    }
+}
+
+fn read_stdin() -> Result<String> {
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text).context("reading the node's SQL from stdin")?;
+    Ok(text)
+}
+
+/// Builds the parameter map: `--param` pairs first (repeats joined with commas), then the
+/// JSON object on top.
+fn build_params(pairs: &[String], json: Option<&str>) -> Result<Params> {
+    let mut ordered: Vec<(String, String)> = Vec::new();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("--param expects NAME=VALUE, got {pair:?}");
+        };
+        match ordered.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => {
+                v.push(',');
+                v.push_str(value);
+            }
+            None => ordered.push((name.to_string(), value.to_string())),
+        }
+    }
+    let mut params: Params = ordered.into_iter().collect();
+    if let Some(json) = json {
+        let parsed: serde_json::Value = serde_json::from_str(json).context("--params-json is not valid JSON")?;
+        let serde_json::Value::Object(object) = parsed else { bail!("--params-json must be a JSON object") };
+        for (k, v) in &object {
+            params.insert(k.clone(), Value::from(v));
+        }
+    }
+    Ok(params)
+}
+
+/// Writes a template error as the CLI contract says: the API's message, or
+/// `status=<code> body=<json>` for `custom_error`.
+fn report(e: &Error) -> ExitCode {
+    match e {
+        Error::Custom { status, body } => eprintln!("status={status} body={body}"),
+        other => eprintln!("{other}"),
+    }
+    ExitCode::from(1)
+}
+
+impl TemplateCommand {
+    fn run(self) -> Result<ExitCode> {
+        let text = read_stdin()?;
+        match self {
+            TemplateCommand::Render { params, params_json } => {
+                let params = build_params(&params, params_json.as_deref())?;
+                let Some(body) = template::strip_activation(&text) else {
+                    std::io::stdout().write_all(text.as_bytes())?;
+                    return Ok(ExitCode::SUCCESS);
+                };
+                let rendered = match Template::parse(body).and_then(|t| t.render(&params)) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(report(&e)),
+                };
+                let mut out = std::io::stdout().lock();
+                out.write_all(rendered.sql.as_bytes())?;
+                if !rendered.sql.ends_with('\n') {
+                    out.write_all(b"\n")?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            TemplateCommand::Params => {
+                let body = template::strip_activation(&text).unwrap_or("");
+                let t = match Template::parse(body) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(report(&e)),
+                };
+                println!("{}", serde_json::to_string_pretty(t.parameters())?);
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The `aviary` binary: parses flags and dispatches to the library crates.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    cli::Cli::parse().run()
+}
