@@ -211,7 +211,9 @@ impl<'t> Renderer<'t> {
                 ))
             });
         }
-        if let Some(f) = self.t.slot_function[slot] {
+        if self.t.slot_is_value_function[slot]
+            && let Some(f) = self.t.slot_function[slot]
+        {
             return Ok(Value::Function(f));
         }
         Ok(self.slots[slot].clone().unwrap_or(Value::None))

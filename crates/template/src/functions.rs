@@ -8,7 +8,7 @@ use crate::error::{Error, Result, doc};
 use crate::escape;
 use crate::eval::{Renderer, iterate, render_output};
 use crate::types::{self, ScalarType};
-use crate::value::{Num, Value};
+use crate::value::{Num, Value, py_isspace, py_strip};
 
 type Kwargs = Vec<(Arc<str>, Value)>;
 
@@ -83,7 +83,7 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
         return types::convert(&value, ty);
     }
     match name {
-        "Boolean" => {
+        "Boolean" | "bool" => {
             let a = bind(name, &["x", "default"], 1, args, kwargs)?;
             let b = match (opt(&a[0]), opt(&a[1])) {
                 (Some(v), _) | (None, Some(v)) => types::boolean(v),
@@ -161,7 +161,7 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             };
             let mut parts = Vec::new();
             for c in text.split(',') {
-                let c = c.trim();
+                let c = py_strip(c);
                 let col = column(&Value::from(c))?;
                 parts.push(match &func {
                     Some(f) => format!("{f}({col}) as {}", escape::quoted_identifier(c)),
@@ -210,7 +210,7 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             if sep.is_empty() {
                 return Err(Error::syntax("empty separator"));
             }
-            Ok(Value::List(Arc::new(text.split(sep.as_str()).map(|s| Value::from(s.trim())).collect())))
+            Ok(Value::List(Arc::new(text.split(sep.as_str()).map(|s| Value::from(py_strip(s))).collect())))
         }
         "enumerate_with_last" => {
             let a = bind(name, &["arr"], 1, args, kwargs)?;
@@ -367,10 +367,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
         "str" => {
             let a = bind(name, &["object"], 0, args, kwargs)?;
             Ok(Value::from(a[0].as_ref().map(Value::py_str).unwrap_or_default()))
-        }
-        "bool" => {
-            let a = bind(name, &["x"], 0, args, kwargs)?;
-            Ok(Value::Bool(a[0].as_ref().is_some_and(Value::truthy)))
         }
         "abs" => {
             let a = bind(name, &["x"], 1, args, kwargs)?;
@@ -796,15 +792,15 @@ pub(crate) fn method(
             let parts: Vec<Value> = match opt(&a[0]) {
                 None => {
                     let mut out: Vec<String> = Vec::new();
-                    let mut rest = s.trim_start();
+                    let mut rest = s.trim_start_matches(py_isspace);
                     while !rest.is_empty() {
                         if max >= 0 && out.len() as i128 >= max {
-                            out.push(rest.trim_end().to_string());
+                            out.push(rest.trim_end_matches(py_isspace).to_string());
                             break;
                         }
-                        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                        let end = rest.find(py_isspace).unwrap_or(rest.len());
                         out.push(rest[..end].to_string());
-                        rest = rest[end..].trim_start();
+                        rest = rest[end..].trim_start_matches(py_isspace);
                     }
                     out.into_iter().map(Value::from).collect()
                 }
@@ -864,7 +860,7 @@ pub(crate) fn method(
                 Some(c) => Some(str_arg(name, c)?.chars().collect()),
                 None => None,
             };
-            let pred = |c: char| chars.as_ref().map_or(c.is_whitespace(), |cs| cs.contains(&c));
+            let pred = |c: char| chars.as_ref().map_or(py_isspace(c), |cs| cs.contains(&c));
             Ok(Value::from(match name {
                 "strip" => s.trim_matches(pred),
                 "lstrip" => s.trim_start_matches(pred),

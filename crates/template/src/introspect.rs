@@ -1,8 +1,5 @@
-//! What a template says about its parameters: the published parameter list (spec §12), the
-//! reference's required-parameter message (§10.2), the `Array` pre-conversion list (§5.3),
+//! What a template says about its parameters: the published parameter list (spec §12) and
 //! reserved-name warnings (§5.2).
-
-use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -212,12 +209,6 @@ fn call_arg<'a>(call: &'a Expr, pos: usize, name: &str) -> Option<&'a Expr> {
     keywords.iter().find(|k| k.arg.as_deref() == Some(name)).map(|k| &k.value).or_else(|| args.get(pos))
 }
 
-/// Whether a type call passes a default (positionally or by keyword).
-pub(crate) fn has_default(func: &str, call: &Expr) -> bool {
-    let pos = if func == "Array" { 2 } else { 1 };
-    call_arg(call, pos, "default").is_some_and(|d| !matches!(d, Expr::Const(Const::None)))
-}
-
 /// The element type of an `Array(x, 'T')` call, as written (`String` when absent or unknown).
 pub(crate) fn array_element(call: &Expr) -> String {
     match call_arg(call, 1, "_type") {
@@ -227,30 +218,6 @@ pub(crate) fn array_element(call: &Expr) -> String {
         }
         _ => "String".to_string(),
     }
-}
-
-/// The reference's required-parameter list (spec §10.2), formatted into the full message.
-pub(crate) fn required_message(uses: &[Use<'_>]) -> String {
-    let mut names: Vec<&str> = Vec::new();
-    for u in uses {
-        let name = match u {
-            Use::Typed { name, func, call } if !has_default(func, call) => *name,
-            Use::BareStatement(name) | Use::Target(name) => *name,
-            _ => continue,
-        };
-        if name != "job_timestamp" && !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    let base = "Required parameter is not defined";
-    if names.is_empty() {
-        return base.to_string();
-    }
-    let list = match names.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => names[0].to_string(),
-    };
-    format!("{base}. Check the parameters {list}. Please provide a value or set a default value in the pipe code.")
 }
 
 /// The published parameter list (Aviary decision: one entry per name, §12).
@@ -333,27 +300,4 @@ fn type_name(func: &str) -> String {
         "Int" | "Integer" => "Int32".to_string(),
         other => other.to_string(),
     }
-}
-
-/// Names (in first-use order) whose first use is `Array(name, 'T')`: pre-converted (§5.3).
-pub(crate) fn array_preconversions(uses: &[Use<'_>]) -> Vec<(Arc<str>, String)> {
-    let mut seen: Vec<&str> = Vec::new();
-    let mut out = Vec::new();
-    for u in uses {
-        let name = match u {
-            Use::Typed { name, .. }
-            | Use::BareOutput(name)
-            | Use::BareStatement(name)
-            | Use::FunctionArg { name, .. }
-            | Use::Target(name) => *name,
-        };
-        if seen.contains(&name) {
-            continue;
-        }
-        seen.push(name);
-        if let Use::Typed { func: "Array", call, .. } = u {
-            out.push((Arc::from(name), array_element(call)));
-        }
-    }
-    out
 }

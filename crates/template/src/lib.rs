@@ -22,6 +22,7 @@ mod functions;
 mod introspect;
 mod limits;
 mod parser;
+mod refvars;
 mod types;
 mod value;
 
@@ -35,7 +36,7 @@ pub use limits::Limits;
 pub use value::{FloatType, IntType, Value, float_repr};
 
 use eval::Renderer;
-use expr::{Context, Ident};
+use expr::Ident;
 use introspect::Use;
 use parser::Node;
 use types::ScalarType;
@@ -134,8 +135,12 @@ pub struct Template {
     names: Vec<Arc<str>>,
     slot_local: Vec<bool>,
     slot_function: Vec<Option<&'static str>>,
-    /// Slots pre-converted to lists because their first use is `Array(name, 'T')`.
-    array_slots: Vec<(usize, Option<ScalarType>)>,
+    /// Whether a bare use of the name yields the function (the reference's namespace
+    /// functions) rather than a parameter (Python builtins such as `len`).
+    slot_is_value_function: Vec<bool>,
+    /// Slots pre-converted to lists because their first use is `Array(name, 'T')`, with the
+    /// element type as written.
+    array_slots: Vec<(usize, String)>,
     job_timestamp_slot: Option<usize>,
     required_message: String,
     warnings: Vec<String>,
@@ -181,17 +186,19 @@ impl Template {
                     .copied()
             })
             .collect();
-        let _ = Context::Output;
+        let slot_is_value_function: Vec<bool> =
+            names.iter().map(|n| expr::NAMESPACE_FUNCTIONS.contains(&&**n)).collect();
 
         let uses = introspect::collect_uses(&nodes);
-        let required_message = introspect::required_message(&uses);
+        let reference_vars = refvars::reference_vars(&nodes)?;
+        let required_message = refvars::required_message(&reference_vars);
         let is_excluded = |n: &str| locals.contains(n) || slot_function[index[n]].is_some();
         let parameters = introspect::parameters(&uses, &is_excluded);
-        let array_slots = introspect::array_preconversions(&uses)
+        let array_slots = refvars::array_preconversions(&reference_vars)
             .into_iter()
             .filter_map(|(name, elem)| {
-                let slot = index[&name];
-                (!slot_local[slot]).then(|| (slot, ScalarType::from_name(&elem)))
+                let slot = *index.get(name.as_str())?;
+                (!slot_local[slot]).then(|| (slot, elem))
             })
             .collect();
         let mut warnings: Vec<String> = Vec::new();
@@ -213,6 +220,7 @@ impl Template {
             names,
             slot_local,
             slot_function,
+            slot_is_value_function,
             array_slots,
             job_timestamp_slot,
             required_message,
@@ -241,7 +249,7 @@ impl Template {
     pub fn render_with(&self, params: &Params, options: &RenderOptions) -> Result<Rendered> {
         let mut slots: Vec<Option<Value>> = Vec::with_capacity(self.names.len());
         for (i, name) in self.names.iter().enumerate() {
-            if self.slot_local[i] || self.slot_function[i].is_some() || name.starts_with("tb_secret_") {
+            if self.slot_local[i] || self.slot_is_value_function[i] || name.starts_with("tb_secret_") {
                 slots.push(None);
             } else {
                 slots.push(params.get(name).cloned());
@@ -249,7 +257,7 @@ impl Template {
         }
         for (slot, elem) in &self.array_slots {
             if let Some(v) = slots[*slot].as_ref()
-                && let Some(list) = preconvert(v, *elem)
+                && let Some(list) = preconvert(v, elem)
             {
                 slots[*slot] = Some(list);
             }
@@ -273,7 +281,8 @@ impl Template {
 }
 
 /// Converts a parameter used as `Array(name, 'T')` to a list (spec §5.3); `None` leaves it.
-fn preconvert(v: &Value, elem: Option<ScalarType>) -> Option<Value> {
+fn preconvert(v: &Value, elem: &str) -> Option<Value> {
+    let elem_type = ScalarType::from_name(elem);
     let items: Vec<Value> = match v {
         Value::List(items) => items.to_vec(),
         Value::Str(s) => s.split(',').map(Value::from).collect(),
@@ -281,8 +290,12 @@ fn preconvert(v: &Value, elem: Option<ScalarType>) -> Option<Value> {
     };
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        out.push(match elem {
-            None | Some(ScalarType::String) => Value::from(item.py_str()),
+        out.push(match elem_type {
+            // An unknown element type keeps elements as they are (the reference's identity).
+            None if item.is_none() => return None,
+            None => item,
+            Some(ScalarType::String) if item.is_none() => return None,
+            Some(ScalarType::String) => Value::from(item.py_str()),
             Some(ScalarType::Symbol) => return None,
             Some(ty) => match types::convert(&item, ty).ok()? {
                 Value::TypedInt(_, n) => Value::Int(n.parse().ok()?),

@@ -213,8 +213,9 @@ impl DocParser<'_> {
         Error::syntax(format!("template nesting deeper than {} levels", self.limits.max_nesting))
     }
 
+    /// The expression parser counts two levels per bracket or call nesting, plus the top.
     fn expr_depth(&self) -> usize {
-        self.limits.max_nesting * 4
+        self.limits.max_nesting * 2 + 2
     }
 
     fn map_fail(&self, fail: expr::ParseFail, line: usize) -> Error {
@@ -305,6 +306,9 @@ impl DocParser<'_> {
                         Ok(e) => e,
                         Err(expr::ParseFail::TooDeep) => return Err(self.too_deep()),
                         Err(expr::ParseFail::Syntax) => {
+                            if let Some(dump) = simple_statement(&contents, self.expr_depth()) {
+                                return Err(Error::syntax(format!("Invalid expression type: {dump}")));
+                            }
                             let operator = contents.split(' ').next().unwrap_or("");
                             if operator.contains("from") {
                                 return Err(self.reader.error("\"from\" is a forbidden word"));
@@ -558,6 +562,65 @@ impl DocParser<'_> {
         if !ok_alias || expr::parse_condition(types, self.expr_depth()).is_err() {
             self.statement_failed(Self::invalid_syntax(line));
         }
+    }
+}
+
+/// `ast.dump` of a one-line Python statement that is valid but not an expression (`import x`,
+/// `pass`, …), which the reference's sandbox names instead of reporting a syntax error.
+fn simple_statement(src: &str, depth: usize) -> Option<String> {
+    let is_ident = |w: &str| {
+        w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') && w.chars().all(|c| c.is_alphanumeric() || c == '_')
+    };
+    let is_dotted = |w: &str| w.split('.').all(is_ident);
+    let aliases = |list: &str, dotted: bool| -> Option<String> {
+        let list = list.trim();
+        let list = list.strip_prefix('(').and_then(|l| l.strip_suffix(')')).unwrap_or(list);
+        let mut out = Vec::new();
+        for item in list.split(',') {
+            let words: Vec<&str> = item.split_whitespace().collect();
+            let ok_name = |w: &str| if dotted { is_dotted(w) } else { is_ident(w) || w == "*" };
+            match words[..] {
+                [name] if ok_name(name) => out.push(format!("alias(name='{name}')")),
+                [name, "as", alias] if ok_name(name) && is_ident(alias) => {
+                    out.push(format!("alias(name='{name}', asname='{alias}')"))
+                }
+                _ => return None,
+            }
+        }
+        Some(out.join(", "))
+    };
+    let src = src.trim();
+    let (head, rest) = src.split_once(char::is_whitespace).unwrap_or((src, ""));
+    let rest = rest.trim();
+    let expr_ok = |e: &str| expr::parse_condition(e, depth).is_ok();
+    match head {
+        "pass" | "break" | "continue" if rest.is_empty() => {
+            let mut k = head.to_string();
+            k[..1].make_ascii_uppercase();
+            Some(format!("{k}()"))
+        }
+        "import" => Some(format!("Import(names=[{}])", aliases(rest, true)?)),
+        "from" => {
+            let (module, names) = rest.split_once(" import ")?;
+            let module = module.trim();
+            let level = module.chars().take_while(|c| *c == '.').count();
+            let name = &module[level..];
+            if !(name.is_empty() && level > 0 || is_dotted(name)) {
+                return None;
+            }
+            let module_field = if name.is_empty() { String::new() } else { format!("module='{name}', ") };
+            Some(format!("ImportFrom({module_field}names=[{}], level={level})", aliases(names, false)?))
+        }
+        "return" if rest.is_empty() || expr_ok(rest) => Some("Return(…)".to_string()),
+        "del" if expr_ok(rest) => Some("Delete(…)".to_string()),
+        "assert" if expr_ok(rest.split(',').next().unwrap_or("")) => Some("Assert(…)".to_string()),
+        "raise" if rest.is_empty() || expr_ok(rest.split(" from ").next().unwrap_or("")) => Some("Raise(…)".to_string()),
+        "global" | "nonlocal" if !rest.is_empty() && rest.split(',').all(|n| is_ident(n.trim())) => {
+            let mut k = head.to_string();
+            k[..1].make_ascii_uppercase();
+            Some(format!("{k}(…)"))
+        }
+        _ => None,
     }
 }
 

@@ -416,6 +416,17 @@ pub(crate) fn num_cmp(a: Num, b: Num) -> Option<Ordering> {
     }
 }
 
+/// Python's `str.isspace()` for one character (Unicode whitespace plus the `\x1c`–`\x1f`
+/// separators, which Python strips and Rust does not).
+pub(crate) fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Python's `str.strip()` with no argument.
+pub(crate) fn py_strip(s: &str) -> &str {
+    s.trim_matches(py_isspace)
+}
+
 /// Python's `repr` of a string: single quotes unless the text has `'` and no `"`.
 pub(crate) fn write_py_str_repr(s: &str, out: &mut String) {
     let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };

@@ -27,6 +27,18 @@ pub(crate) const OUTPUT_FUNCTIONS: [&str; 53] = [
 pub(crate) const STATEMENT_FUNCTIONS: [&str; 11] =
     ["sum", "str", "bool", "abs", "round", "range", "enumerate", "zip", "sorted", "any", "all"];
 
+/// Functions the reference binds in its namespace, so that a bare use of the name is the
+/// function itself and a request parameter cannot replace it. Other callables (Python builtins
+/// such as `len`) read as parameters when used bare.
+pub(crate) const NAMESPACE_FUNCTIONS: [&str; 50] = [
+    "String", "Boolean", "bool", "DateTime64", "DateTime", "Date", "Float32", "Float64", "Int8", "Int16", "Int32",
+    "Int64", "Int128", "Int256", "UInt8", "UInt16", "UInt32", "UInt64", "UInt128", "UInt256", "Int", "Integer",
+    "Array", "JSON", "Symbol", "Column", "column", "columns", "symbol", "table", "TABLE", "defined", "sql_and",
+    "split_to_array", "enumerate_with_last", "sql_unescape", "day_diff", "date_diff_in_days", "date_diff_in_hours",
+    "date_diff_in_minutes", "date_diff_in_seconds", "error", "custom_error", "max_threads", "cache_ttl",
+    "backend_hint", "activate", "disable", "tb_secret", "tb_var",
+];
+
 /// Methods callable inside `{{ }}`.
 pub(crate) const OUTPUT_METHODS: [&str; 4] = ["split", "get", "join", "replace"];
 

@@ -9,7 +9,7 @@ mod parse;
 
 use std::sync::Arc;
 
-pub(crate) use check::{Context, OUTPUT_FUNCTIONS, STATEMENT_FUNCTIONS, check};
+pub(crate) use check::{Context, NAMESPACE_FUNCTIONS, OUTPUT_FUNCTIONS, STATEMENT_FUNCTIONS, check};
 pub(crate) use parse::{Fail as ParseFail, parse_condition, parse_expression, parse_for, parse_set};
 
 /// A name in an expression, with the slot the template assigned to it.

@@ -1,1 +1,3 @@
-//! Integration tests.
+//! Integration tests of the template crate.
+
+mod differential;
