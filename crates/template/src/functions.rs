@@ -262,9 +262,9 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             match py_int(&x) {
                 Ok(n) => {
                     r.settings.max_threads = i64::try_from(n).ok();
-                    Ok(fragment(format!("-- max_threads {}\n", x.py_str())))
+                    Ok(fragment(format!("-- max_threads {}\n", comment_text(&x))))
                 }
-                Err(_) => Ok(fragment(format!("-- max_threads: wrong argument {}\n", x.py_str()))),
+                Err(_) => Ok(fragment(format!("-- max_threads: wrong argument {}\n", comment_text(&x)))),
             }
         }
         "cache_ttl" => {
@@ -287,7 +287,7 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
                 Value::None | Value::Bool(false) => None,
                 ref v => Some(v.py_str()),
             };
-            Ok(fragment(format!("-- backend_hint {}\n", x.py_str())))
+            Ok(fragment(format!("-- backend_hint {}\n", comment_text(&x))))
         }
         "activate" => {
             let a = bind(name, &["feature"], 1, args, kwargs)?;
@@ -469,6 +469,12 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
         }
         other => Err(Error::syntax(format!("Invalid function name: {other}"))),
     }
+}
+
+/// `str(value)` for echoing into a hint's `-- …` comment: CR and LF become spaces so the value
+/// can never end the comment (Aviary safety decision; the reference copies them through).
+fn comment_text(v: &Value) -> String {
+    v.py_str().replace(['\r', '\n'], " ")
 }
 
 fn unreachable_range() -> (i128, i128, i128) {

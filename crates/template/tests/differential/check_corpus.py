@@ -67,6 +67,8 @@ def err_key(msg, match):
 def same(actual, expected, match):
     """Does `actual` satisfy `expected` under the Rust test's comparison rules?"""
     if "ok" in expected:
+        if match == "verbatim":
+            return "ok" in actual and actual["ok"] == expected["ok"]
         return "ok" in actual and norm_sql(actual["ok"]) == norm_sql(expected["ok"])
     if expected.get("kind") == "custom":
         return (

@@ -196,6 +196,10 @@ R_CUSTOM = "§9.8: custom_error code must be an int 400-599 (else 400); a non-di
 R_CALLCALL = "§4.2: calling a call result is rejected with 'Invalid function: <dump>'"
 R_BUILTIN = "§5.2: Python builtin names are ordinary parameters (missing when not supplied)"
 R_DISABLE = "§9.9: disable() accepts only 'analyzer' (reference uses a substring test)"
+R_HINT = (
+    "§9.9 (Aviary safety decision): a hint argument echoed into its SQL comment has CR/LF replaced by "
+    "spaces; the reference copies a newline through, ending the comment and injecting SQL"
+)
 R_PRECONV = (
     "§5.3/§7.3: Array pre-conversion keeps each string value exactly; the reference re-reads its own "
     "escaped SQL with Python's literal_eval and escapes %, ` and \\x1a twice, breaking the injection "
@@ -1245,13 +1249,17 @@ def build():
     H = "hint"
     for v in ["8", "'8'", "'x'", "0", "-1", "4.7", "None", "True", "Int32(n)", "n"]:
         add(H, "SELECT 1 {{max_threads(%s)}}" % v, {"n": "4"})
-    add(H, "{{max_threads(s)}}", {"s": "1\nDROP TABLE t"})
+    add(H, "{{max_threads(s)}}", {"s": "1\nDROP TABLE t"}, match="verbatim",
+        dev=(R_HINT, ok("-- max_threads: wrong argument 1 DROP TABLE t\n")))
     for v in ["5s", "1m", "5m", "30m", "1h", "5S", "", "10m"]:
         add(H, "{{cache_ttl('%s')}}" % v, {})
     add(H, "{{cache_ttl(s)}}", {"s": "1h"})
     for v in ["'x'", "None", "False", "s", "5"]:
         add(H, "{{backend_hint(%s)}}" % v, {"s": "replica-1"})
-    add(H, "{{backend_hint(s)}}", {"s": "x\nDROP TABLE t"})
+    add(H, "{{backend_hint(s)}}", {"s": "x\nDROP TABLE t"}, match="verbatim",
+        dev=(R_HINT, ok("-- backend_hint x DROP TABLE t\n")))
+    add(H, "{{backend_hint(s)}}", {"s": "x\r\nSELECT 1"}, match="verbatim",
+        dev=(R_HINT, ok("-- backend_hint x  SELECT 1\n")))
     for v in ["analyzer", "parallel_replicas", "optimize_aggregation_in_order", "Analyzer", "", "x"]:
         add(H, "{{activate('%s')}}" % v, {})
     add(H, "{{activate(s)}}", {"s": "parallel_replicas"})

@@ -43,9 +43,13 @@ fn cut<'a>(s: &'a str, mode: &str) -> &'a str {
     at.map_or(s, |i| &s[..i])
 }
 
-/// Whether `got` agrees with `want` under the case's comparison mode.
+/// Whether `got` agrees with `want` under the case's comparison mode: SQL whitespace-insensitively
+/// (`verbatim`: exactly), messages exactly or up to a cut point.
 fn agrees(got: &Json, want: &Json, mode: &str) -> bool {
     if let Some(w) = want.get("ok") {
+        if mode == "verbatim" {
+            return got.get("ok") == Some(w);
+        }
         return got.get("ok").and_then(Json::as_str).map(squash) == w.as_str().map(squash);
     }
     let kind = want.get("kind").and_then(Json::as_str).unwrap_or("syntax");
