@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn spec_examples() {
         assert_eq!(diff("2024-01-01", "2024-01-31", "%Y-%m-%d", None, Unit::Days), Some(30));
-        assert_eq!(diff("2022-12-14 18:42:22", "2022-12-19 18:42:22", "%Y-%m-%d %H:%M:%S", None, Unit::Hours), Some(120));
+        assert_eq!(
+            diff("2022-12-14 18:42:22", "2022-12-19 18:42:22", "%Y-%m-%d %H:%M:%S", None, Unit::Hours),
+            Some(120)
+        );
         assert_eq!(diff("2019-01-01", "2019/01/04", "%Y-%m-%d", Some("%Y/%m/%d"), Unit::Days), Some(3));
         assert_eq!(diff("2024-02-30", "2024-01-01", "%Y-%m-%d", None, Unit::Days), None);
         assert!(strptime("2022-12-19T18:42:22.591Z", "%Y-%m-%dT%H:%M:%S.%fZ").is_some());

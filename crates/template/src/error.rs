@@ -86,7 +86,9 @@ impl Error {
                 "error": self.to_string(),
                 "documentation": format!("{}{}", docs_base.trim_end_matches('/'), path),
             }),
-            Error::Syntax { .. } | Error::User { .. } => serde_json::json!({ "error": self.to_string() }),
+            Error::Syntax { .. } | Error::User { .. } => {
+                serde_json::json!({ "error": self.to_string() })
+            }
             Error::Custom { body, .. } => body.clone(),
         }
     }

@@ -53,10 +53,7 @@ impl<'t> Renderer<'t> {
 
     fn push(&mut self, s: &str) -> Result<()> {
         if self.out.len() + s.len() > self.t.limits.max_output_bytes {
-            return Err(Error::syntax(format!(
-                "rendered SQL is larger than {} bytes",
-                self.t.limits.max_output_bytes
-            )));
+            return Err(Error::syntax(format!("rendered SQL is larger than {} bytes", self.t.limits.max_output_bytes)));
         }
         self.out.push_str(s);
         Ok(())
@@ -71,6 +68,12 @@ impl<'t> Renderer<'t> {
             )));
         }
         Ok(())
+    }
+
+    /// One loop iteration (counted against the limit); `true` when the body broke out.
+    fn iteration(&mut self, body: &[Node]) -> Result<bool> {
+        self.tick()?;
+        Ok(matches!(self.block(body)?, Flow::Break))
     }
 
     fn block(&mut self, nodes: &[Node]) -> Result<Flow> {
@@ -109,14 +112,10 @@ impl<'t> Renderer<'t> {
                 };
                 let mut broke = false;
                 for item in items {
-                    self.tick()?;
                     self.assign(target, item)?;
-                    match self.block(body)? {
-                        Flow::Break => {
-                            broke = true;
-                            break;
-                        }
-                        Flow::Continue | Flow::Normal => {}
+                    if self.iteration(body)? {
+                        broke = true;
+                        break;
                     }
                 }
                 if !broke && let Some(body) = orelse {
@@ -126,13 +125,9 @@ impl<'t> Renderer<'t> {
             Node::While { cond, body, orelse } => {
                 let mut broke = false;
                 while self.eval(cond)?.truthy() {
-                    self.tick()?;
-                    match self.block(body)? {
-                        Flow::Break => {
-                            broke = true;
-                            break;
-                        }
-                        Flow::Continue | Flow::Normal => {}
+                    if self.iteration(body)? {
+                        broke = true;
+                        break;
                     }
                 }
                 if !broke && let Some(body) = orelse {
@@ -145,9 +140,7 @@ impl<'t> Renderer<'t> {
                         (Flow::Normal, Some(else_body)) => self.block(else_body),
                         (flow, _) => Ok(flow),
                     },
-                    Err(e) if e.catchable() && except.is_some() => {
-                        self.block(except.as_deref().unwrap_or_default())
-                    }
+                    Err(e) if e.catchable() && except.is_some() => self.block(except.as_deref().unwrap_or_default()),
                     Err(e) => Err(e),
                 };
                 if let Some(fin) = finally {
@@ -184,8 +177,8 @@ impl<'t> Renderer<'t> {
                 Ok(())
             }
             Target::Tuple(targets) => {
-                let items = iterate(&v)
-                    .map_err(|_| Error::syntax(format!("cannot unpack non-iterable {} value", v.kind())))?;
+                let items =
+                    iterate(&v).map_err(|_| Error::syntax(format!("cannot unpack non-iterable {} value", v.kind())))?;
                 if items.len() != targets.len() {
                     return Err(Error::syntax(format!(
                         "cannot unpack {} values into {} names",
@@ -262,9 +255,7 @@ impl<'t> Renderer<'t> {
                     _ => Err(Error::syntax(STATEMENT_NOT_CALLABLE)),
                 }
             }
-            Expr::Attribute { attr, .. } => {
-                Err(Error::syntax(format!("attribute access '.{attr}' is not supported")))
-            }
+            Expr::Attribute { attr, .. } => Err(Error::syntax(format!("attribute access '.{attr}' is not supported"))),
             Expr::Subscript { value, slice } => {
                 let v = self.eval(value)?;
                 if let Expr::Slice { lower, upper, step } = &**slice {
@@ -340,7 +331,9 @@ impl<'t> Renderer<'t> {
             Expr::Dict { keys, values } => {
                 let mut entries: Vec<(Value, Value)> = Vec::with_capacity(keys.len());
                 for (k, v) in keys.iter().zip(values) {
-                    let Some(k) = k else { return Err(Error::syntax("**mapping is not supported")) };
+                    let Some(k) = k else {
+                        return Err(Error::syntax("**mapping is not supported"));
+                    };
                     let k = self.eval(k)?;
                     if !k.hashable() {
                         return Err(Error::syntax(STATEMENT_NOT_CALLABLE));
@@ -568,11 +561,7 @@ fn compare(op: CmpOp, l: &Value, r: &Value) -> Result<bool> {
         match l.py_cmp(r) {
             Some(o) => Ok(want(o)),
             None if l.num().is_some() && r.num().is_some() => Ok(false), // NaN
-            None => Err(Error::syntax(format!(
-                "'{sym}' is not supported for {} and {} values",
-                l.kind(),
-                r.kind()
-            ))),
+            None => Err(Error::syntax(format!("'{sym}' is not supported for {} and {} values", l.kind(), r.kind()))),
         }
     };
     match op {

@@ -23,11 +23,7 @@ fn missing_argument() -> Error {
 /// Binds `args`/`kwargs` to the parameter names `sig`; the first `required` must be given.
 fn bind(fname: &str, sig: &[&str], required: usize, args: Vec<Value>, kwargs: Kwargs) -> Result<Vec<Option<Value>>> {
     if args.len() > sig.len() {
-        return Err(Error::syntax(format!(
-            "{fname}() takes at most {} arguments ({} given)",
-            sig.len(),
-            args.len()
-        )));
+        return Err(Error::syntax(format!("{fname}() takes at most {} arguments ({} given)", sig.len(), args.len())));
     }
     let mut out: Vec<Option<Value>> = vec![None; sig.len()];
     for (i, a) in args.into_iter().enumerate() {
@@ -69,16 +65,20 @@ fn required_error(r: &Renderer<'_>) -> Error {
     Error::syntax_doc(r.t.required_message.clone(), doc::TEMPLATES)
 }
 
+/// A type function without a value or default: the required-parameter error, or `None` with
+/// `defined=False`.
+fn missing(r: &Renderer<'_>, defined: &Option<Value>) -> Result<Value> {
+    if defined.as_ref().is_none_or(Value::truthy) { Err(required_error(r)) } else { Ok(Value::None) }
+}
+
 /// Calls the whitelisted function `name`.
 pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, kwargs: Kwargs) -> Result<Value> {
-    if let Some(ty) = ScalarType::from_name(name).filter(|_| !matches!(name, "Boolean" | "bool" | "Symbol" | "Column")) {
+    if let Some(ty) = ScalarType::from_name(name).filter(|_| !matches!(name, "Boolean" | "bool" | "Symbol" | "Column"))
+    {
         let a = bind(name, &TYPE_SIG, 1, args, kwargs)?;
         let value = match opt(&a[0]).or(opt(&a[1])) {
             Some(v) => v.clone(),
-            None => {
-                let defined = a[2].as_ref().is_none_or(Value::truthy);
-                return if defined { Err(required_error(r)) } else { Ok(Value::None) };
-            }
+            None => return missing(r, &a[2]),
         };
         return types::convert(&value, ty);
     }
@@ -292,7 +292,8 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
         "activate" => {
             let a = bind(name, &["feature"], 1, args, kwargs)?;
             let x = arg(&a[0]);
-            match x.as_str().filter(|s| ["analyzer", "parallel_replicas", "optimize_aggregation_in_order"].contains(s)) {
+            match x.as_str().filter(|s| ["analyzer", "parallel_replicas", "optimize_aggregation_in_order"].contains(s))
+            {
                 Some(f) => {
                     if !r.settings.activate.iter().any(|a| a == f) {
                         r.settings.activate.push(f.to_string());
@@ -337,7 +338,9 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
                 Value::Str(s) | Value::Fragment(s) => s.chars().count(),
                 Value::List(i) | Value::Tuple(i) | Value::Set(i) => i.len(),
                 Value::Dict(d) => d.len(),
-                other => return Err(Error::syntax(format!("len() is not supported for {} values", other.kind()))),
+                other => {
+                    return Err(Error::syntax(format!("len() is not supported for {} values", other.kind())));
+                }
             };
             Ok(Value::Int(n as i128))
         }
@@ -414,7 +417,11 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             if step == 0 {
                 return Err(Error::syntax("range() arg 3 must not be zero"));
             }
-            let len = if step > 0 { (stop - start + step - 1).max(0) / step } else { (start - stop - step - 1).max(0) / -step };
+            let len = if step > 0 {
+                (stop - start + step - 1).max(0) / step
+            } else {
+                (start - stop - step - 1).max(0) / -step
+            };
             if len > r.t.limits.max_range as i128 {
                 return Err(Error::syntax(format!("range() is limited to {} elements", r.t.limits.max_range)));
             }
@@ -561,10 +568,7 @@ fn array(r: &mut Renderer<'_>, args: Vec<Value>, kwargs: Kwargs) -> Result<Value
     let a = bind("Array", &ARRAY_SIG, 1, args, kwargs)?;
     let x = match opt(&a[0]).or(opt(&a[2])) {
         Some(v) => v.clone(),
-        None => {
-            let defined = a[3].as_ref().is_none_or(Value::truthy);
-            return if defined { Err(required_error(r)) } else { Ok(Value::None) };
-        }
+        None => return missing(r, &a[3]),
     };
     let elem = opt(&a[1]).and_then(Value::as_str).and_then(ScalarType::from_name);
     let items: Vec<Value> = match &x {
@@ -580,7 +584,13 @@ fn array(r: &mut Renderer<'_>, args: Vec<Value>, kwargs: Kwargs) -> Result<Value
             out.push(',');
         }
         match elem {
-            Some(ty @ (ScalarType::Int(_) | ScalarType::Float(_) | ScalarType::Date | ScalarType::DateTime | ScalarType::DateTime64)) => {
+            Some(
+                ty @ (ScalarType::Int(_)
+                | ScalarType::Float(_)
+                | ScalarType::Date
+                | ScalarType::DateTime
+                | ScalarType::DateTime64),
+            ) => {
                 let converted = types::convert(item, ty).map_err(|_| {
                     let shown = match item.as_str() {
                         Some("") => "empty string".to_string(),
@@ -680,7 +690,9 @@ fn min_max(name: &'static str, args: Vec<Value>, kwargs: Kwargs) -> Result<Value
         }
     }
     let items = match args.len() {
-        0 => return Err(Error::syntax(format!("{name} expected at least 1 argument, got 0"))),
+        0 => {
+            return Err(Error::syntax(format!("{name} expected at least 1 argument, got 0")));
+        }
         1 => iterate(&args[0])?,
         _ => args,
     };
@@ -689,9 +701,7 @@ fn min_max(name: &'static str, args: Vec<Value>, kwargs: Kwargs) -> Result<Value
         best = Some(match best {
             None => v,
             Some(b) => {
-                let ord = v
-                    .py_cmp(&b)
-                    .ok_or_else(|| Error::syntax(format!("{name}() values cannot be compared")))?;
+                let ord = v.py_cmp(&b).ok_or_else(|| Error::syntax(format!("{name}() values cannot be compared")))?;
                 let better = if name == "min" { ord.is_lt() } else { ord.is_gt() };
                 if better { v } else { b }
             }
@@ -751,10 +761,7 @@ pub(crate) fn to_json(v: &Value) -> serde_json::Value {
         Value::Str(s) | Value::Fragment(s) => J::String(s.to_string()),
         Value::List(items) | Value::Tuple(items) | Value::Set(items) => J::Array(items.iter().map(to_json).collect()),
         Value::Dict(entries) => J::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.as_str().map_or_else(|| k.py_str(), str::to_string), to_json(v)))
-                .collect(),
+            entries.iter().map(|(k, v)| (k.as_str().map_or_else(|| k.py_str(), str::to_string), to_json(v))).collect(),
         ),
         Value::Function(name) => J::String(format!("<function {name}>")),
     }

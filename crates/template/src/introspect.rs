@@ -41,12 +41,6 @@ pub struct ParamInfo {
     pub used_in: Option<String>,
 }
 
-/// Names of the type functions (their first argument is a parameter).
-pub(crate) const TYPE_FUNCTIONS: [&str; 23] = [
-    "String", "Boolean", "DateTime64", "DateTime", "Date", "Float32", "Float64", "Int8", "Int16", "Int32", "Int64",
-    "Int128", "Int256", "UInt8", "UInt16", "UInt32", "UInt64", "UInt128", "UInt256", "Int", "Integer", "Array", "JSON",
-];
-
 /// Reserved names that render with a warning (spec §5.2).
 pub(crate) const WARNING_NAMES: [&str; 17] = [
     "__tb__semver",
@@ -184,7 +178,7 @@ fn walk_expr<'a>(e: &'a Expr, statement: bool, in_call_arg: bool, uses: &mut Vec
             if let Expr::Attribute { value, .. } = &**func {
                 walk_expr(value, statement, in_call_arg, uses);
             }
-            let is_type = fname.is_some_and(|f| TYPE_FUNCTIONS.contains(&f));
+            let is_type = fname.is_some_and(|f| crate::names::TYPE_FUNCTIONS.contains(&f));
             let unlisted = fname.is_some_and(|f| matches!(f, "symbol" | "table" | "TABLE" | "tb_secret" | "tb_var"));
             for (i, a) in args.iter().enumerate() {
                 match (i, a) {
@@ -205,7 +199,9 @@ fn walk_expr<'a>(e: &'a Expr, statement: bool, in_call_arg: bool, uses: &mut Vec
 
 /// Keyword or positional argument `pos`/`name` of a call.
 fn call_arg<'a>(call: &'a Expr, pos: usize, name: &str) -> Option<&'a Expr> {
-    let Expr::Call { args, keywords, .. } = call else { return None };
+    let Expr::Call { args, keywords, .. } = call else {
+        return None;
+    };
     keywords.iter().find(|k| k.arg.as_deref() == Some(name)).map(|k| &k.value).or_else(|| args.get(pos))
 }
 

@@ -21,6 +21,7 @@ mod expr;
 mod functions;
 mod introspect;
 mod limits;
+mod names;
 mod parser;
 mod refvars;
 mod types;
@@ -176,18 +177,8 @@ impl Template {
         };
         for_each_ident_mut(&mut nodes, &mut assign, &mut locals);
         let slot_local: Vec<bool> = names.iter().map(|n| locals.contains(n)).collect();
-        let slot_function: Vec<Option<&'static str>> = names
-            .iter()
-            .map(|n| {
-                expr::OUTPUT_FUNCTIONS
-                    .iter()
-                    .chain(expr::STATEMENT_FUNCTIONS.iter())
-                    .find(|f| ***f == **n)
-                    .copied()
-            })
-            .collect();
-        let slot_is_value_function: Vec<bool> =
-            names.iter().map(|n| expr::NAMESPACE_FUNCTIONS.contains(&&**n)).collect();
+        let slot_function: Vec<Option<&'static str>> = names.iter().map(|n| names::function(n)).collect();
+        let slot_is_value_function: Vec<bool> = names.iter().map(|n| names::is_namespace_function(n)).collect();
 
         let uses = introspect::collect_uses(&nodes);
         let reference_vars = refvars::reference_vars(&nodes)?;
@@ -198,7 +189,7 @@ impl Template {
             .into_iter()
             .filter_map(|(name, elem)| {
                 let slot = *index.get(name.as_str())?;
-                (!slot_local[slot]).then(|| (slot, elem))
+                (!slot_local[slot]).then_some((slot, elem))
             })
             .collect();
         let mut warnings: Vec<String> = Vec::new();

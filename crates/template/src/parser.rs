@@ -13,12 +13,37 @@ pub(crate) enum Node {
     /// Literal SQL, already filtered by the whitespace mode in force.
     Text(Arc<str>),
     /// `{{ expr }}`; `source` is the tag's text, used in the `evaluated to null` message.
-    Output { expr: Expr, source: Arc<str> },
-    If { branches: Vec<(Expr, Vec<Node>)>, orelse: Option<Vec<Node>> },
-    For { target: Target, iter: Expr, source: Arc<str>, body: Vec<Node>, orelse: Option<Vec<Node>> },
-    While { cond: Expr, body: Vec<Node>, orelse: Option<Vec<Node>> },
-    Try { body: Vec<Node>, except: Option<Vec<Node>>, orelse: Option<Vec<Node>>, finally: Option<Vec<Node>> },
-    Set { target: Target, op: SetOp, value: Expr },
+    Output {
+        expr: Expr,
+        source: Arc<str>,
+    },
+    If {
+        branches: Vec<(Expr, Vec<Node>)>,
+        orelse: Option<Vec<Node>>,
+    },
+    For {
+        target: Target,
+        iter: Expr,
+        source: Arc<str>,
+        body: Vec<Node>,
+        orelse: Option<Vec<Node>>,
+    },
+    While {
+        cond: Expr,
+        body: Vec<Node>,
+        orelse: Option<Vec<Node>>,
+    },
+    Try {
+        body: Vec<Node>,
+        except: Option<Vec<Node>>,
+        orelse: Option<Vec<Node>>,
+        finally: Option<Vec<Node>>,
+    },
+    Set {
+        target: Target,
+        op: SetOp,
+        value: Expr,
+    },
     Break,
     Continue,
 }
@@ -175,7 +200,8 @@ impl DocParser<'_> {
 
     fn note_reserved(&mut self, name: &str, line: usize) {
         if self.reserved_error.is_none() && (name == "q" || name == "format") {
-            self.reserved_error = Some(Error::syntax(format!("\"{name}\" can not be used as a variable name, line {line}")));
+            self.reserved_error =
+                Some(Error::syntax(format!("\"{name}\" can not be used as a variable name, line {line}")));
         }
     }
 
@@ -251,7 +277,9 @@ impl DocParser<'_> {
             let bytes = rest.as_bytes();
             let mut curly = 0;
             let found = loop {
-                let Some(off) = rest[curly..].find('{') else { break None };
+                let Some(off) = rest[curly..].find('{') else {
+                    break None;
+                };
                 curly += off;
                 if curly + 1 == bytes.len() {
                     break None;
@@ -268,7 +296,10 @@ impl DocParser<'_> {
             };
             let Some(curly) = found else {
                 if scope.block.is_some() {
-                    return Err(Error::syntax(format!("Missing {{% end %}} block for if at line {}", self.reader.line)));
+                    return Err(Error::syntax(format!(
+                        "Missing {{% end %}} block for if at line {}",
+                        self.reader.line
+                    )));
                 }
                 let rest_len = self.reader.rest().len();
                 let text = self.reader.consume(rest_len).to_string();
@@ -443,7 +474,7 @@ impl DocParser<'_> {
     /// Splits a block body at its intermediate tags and builds the node, recording Python's
     /// syntax rules (order of `elif`/`else`/`except`/`finally`) as statement errors.
     fn structure(&mut self, kind: &'static str, suffix: &str, line: usize, chunks: Vec<Chunk>) -> Node {
-        let mut sections: Vec<(Option<(&'static str, String, usize)>, Vec<Node>)> = vec![(None, Vec::new())];
+        let mut sections: Vec<Section> = vec![(None, Vec::new())];
         for c in chunks {
             match c {
                 Chunk::Node(n) => sections.last_mut().map(|s| s.1.push(n)).unwrap_or(()),
@@ -569,7 +600,8 @@ impl DocParser<'_> {
 /// `pass`, …), which the reference's sandbox names instead of reporting a syntax error.
 fn simple_statement(src: &str, depth: usize) -> Option<String> {
     let is_ident = |w: &str| {
-        w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') && w.chars().all(|c| c.is_alphanumeric() || c == '_')
+        w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            && w.chars().all(|c| c.is_alphanumeric() || c == '_')
     };
     let is_dotted = |w: &str| w.split('.').all(is_ident);
     let aliases = |list: &str, dotted: bool| -> Option<String> {
@@ -578,7 +610,9 @@ fn simple_statement(src: &str, depth: usize) -> Option<String> {
         let mut out = Vec::new();
         for item in list.split(',') {
             let words: Vec<&str> = item.split_whitespace().collect();
-            let ok_name = |w: &str| if dotted { is_dotted(w) } else { is_ident(w) || w == "*" };
+            let ok_name = |w: &str| {
+                if dotted { is_dotted(w) } else { is_ident(w) || w == "*" }
+            };
             match words[..] {
                 [name] if ok_name(name) => out.push(format!("alias(name='{name}')")),
                 [name, "as", alias] if ok_name(name) && is_ident(alias) => {
@@ -614,7 +648,9 @@ fn simple_statement(src: &str, depth: usize) -> Option<String> {
         "return" if rest.is_empty() || expr_ok(rest) => Some("Return(…)".to_string()),
         "del" if expr_ok(rest) => Some("Delete(…)".to_string()),
         "assert" if expr_ok(rest.split(',').next().unwrap_or("")) => Some("Assert(…)".to_string()),
-        "raise" if rest.is_empty() || expr_ok(rest.split(" from ").next().unwrap_or("")) => Some("Raise(…)".to_string()),
+        "raise" if rest.is_empty() || expr_ok(rest.split(" from ").next().unwrap_or("")) => {
+            Some("Raise(…)".to_string())
+        }
         "global" | "nonlocal" if !rest.is_empty() && rest.split(',').all(|n| is_ident(n.trim())) => {
             let mut k = head.to_string();
             k[..1].make_ascii_uppercase();
@@ -623,6 +659,9 @@ fn simple_statement(src: &str, depth: usize) -> Option<String> {
         _ => None,
     }
 }
+
+/// A block body split at an intermediate tag: the tag (`op`, text after it, line) and its nodes.
+type Section = (Option<(&'static str, String, usize)>, Vec<Node>);
 
 enum BlockResult {
     Chunk(Chunk),

@@ -102,36 +102,139 @@ const CUSTOM_FUNCTIONS: [&str; 11] = [
     "sql_and",
 ];
 
-const PARAMETER_TYPES: [&str; 21] = [
-    "String", "Boolean", "DateTime64", "DateTime", "Date", "Float32", "Float64", "Int8", "Int16", "Int32", "Int64",
-    "Int128", "Int256", "UInt8", "UInt16", "UInt32", "UInt64", "UInt128", "UInt256", "Array", "JSON",
-];
-
 /// Names a bare `Name` node never registers as (Python builtins and the reference's namespace).
 fn reserved(name: &str) -> bool {
     const OWN: [&str; 39] = [
-        "_tt_tmp", "_tt_append", "isinstance", "str", "error", "custom_error", "columns", "table", "TABLE",
-        "sql_and", "defined", "column", "enumerate_with_last", "split_to_array", "day_diff", "date_diff_in_days",
-        "date_diff_in_hours", "date_diff_in_minutes", "date_diff_in_seconds", "sql_unescape", "JSON", "symbol",
-        "_tt_utf8", "_tt_string_types", "xhtml_escape", "expression_wrapper", "__buildins__", "__import__",
-        "__debug__", "__doc__", "__name__", "__package__", "open", "close", "print", "input", "__build_class__",
-        "__loader__", "__spec__",
+        "_tt_tmp",
+        "_tt_append",
+        "isinstance",
+        "str",
+        "error",
+        "custom_error",
+        "columns",
+        "table",
+        "TABLE",
+        "sql_and",
+        "defined",
+        "column",
+        "enumerate_with_last",
+        "split_to_array",
+        "day_diff",
+        "date_diff_in_days",
+        "date_diff_in_hours",
+        "date_diff_in_minutes",
+        "date_diff_in_seconds",
+        "sql_unescape",
+        "JSON",
+        "symbol",
+        "_tt_utf8",
+        "_tt_string_types",
+        "xhtml_escape",
+        "expression_wrapper",
+        "__buildins__",
+        "__import__",
+        "__debug__",
+        "__doc__",
+        "__name__",
+        "__package__",
+        "open",
+        "close",
+        "print",
+        "input",
+        "__build_class__",
+        "__loader__",
+        "__spec__",
     ];
     const BUILTINS: [&str; 72] = [
-        "abs", "aiter", "all", "anext", "any", "ascii", "bin", "bool", "breakpoint", "bytearray", "bytes", "callable",
-        "chr", "classmethod", "compile", "complex", "copyright", "credits", "delattr", "dict", "dir", "divmod",
-        "enumerate", "eval", "exec", "exit", "filter", "float", "frozenset", "getattr", "globals", "hasattr", "hash",
-        "help", "hex", "int", "issubclass", "iter", "len", "license", "list", "locals", "map", "max", "memoryview",
-        "min", "next", "object", "oct", "ord", "pow", "property", "quit", "range", "repr", "reversed", "round", "set",
-        "setattr", "slice", "sorted", "staticmethod", "sum", "super", "tuple", "type", "vars", "zip", "Ellipsis",
-        "NotImplemented", "True", "False",
+        "abs",
+        "aiter",
+        "all",
+        "anext",
+        "any",
+        "ascii",
+        "bin",
+        "bool",
+        "breakpoint",
+        "bytearray",
+        "bytes",
+        "callable",
+        "chr",
+        "classmethod",
+        "compile",
+        "complex",
+        "copyright",
+        "credits",
+        "delattr",
+        "dict",
+        "dir",
+        "divmod",
+        "enumerate",
+        "eval",
+        "exec",
+        "exit",
+        "filter",
+        "float",
+        "frozenset",
+        "getattr",
+        "globals",
+        "hasattr",
+        "hash",
+        "help",
+        "hex",
+        "int",
+        "issubclass",
+        "iter",
+        "len",
+        "license",
+        "list",
+        "locals",
+        "map",
+        "max",
+        "memoryview",
+        "min",
+        "next",
+        "object",
+        "oct",
+        "ord",
+        "pow",
+        "property",
+        "quit",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "setattr",
+        "slice",
+        "sorted",
+        "staticmethod",
+        "sum",
+        "super",
+        "tuple",
+        "type",
+        "vars",
+        "zip",
+        "Ellipsis",
+        "NotImplemented",
+        "True",
+        "False",
     ];
     OWN.contains(&name)
         || BUILTINS.contains(&name)
         || name.ends_with("Error")
         || name.ends_with("Exception")
         || name.ends_with("Warning")
-        || matches!(name, "BaseExceptionGroup" | "ExceptionGroup" | "GeneratorExit" | "KeyboardInterrupt" | "StopIteration" | "StopAsyncIteration" | "SystemExit" | "None")
+        || matches!(
+            name,
+            "BaseExceptionGroup"
+                | "ExceptionGroup"
+                | "GeneratorExit"
+                | "KeyboardInterrupt"
+                | "StopIteration"
+                | "StopAsyncIteration"
+                | "SystemExit"
+                | "None"
+        )
 }
 
 fn node_to_value(e: &Expr) -> PyVal {
@@ -188,12 +291,10 @@ enum Item<'a> {
 /// insertion fixes the position, later writes replace the entry).
 fn var_data(roots: &[(&Expr, Parent)]) -> Result<Vec<RefVar>> {
     let mut vars: Vec<(PyVal, RefVar)> = Vec::new();
-    let mut set = |key: PyVal, var: RefVar, only_if_new: bool| {
-        match vars.iter_mut().find(|(k, _)| *k == key) {
-            Some(_) if only_if_new => {}
-            Some((_, v)) => *v = var,
-            None => vars.push((key, var)),
-        }
+    let mut set = |key: PyVal, var: RefVar, only_if_new: bool| match vars.iter_mut().find(|(k, _)| *k == key) {
+        Some(_) if only_if_new => {}
+        Some((_, v)) => *v = var,
+        None => vars.push((key, var)),
     };
     let mut queue: VecDeque<Item<'_>> = roots.iter().map(|(e, p)| Item::Expr(e, *p)).collect();
     while let Some(item) = queue.pop_front() {
@@ -210,10 +311,8 @@ fn var_data(roots: &[(&Expr, Parent)]) -> Result<Vec<RefVar>> {
                     let fname = &*f.name;
                     let argv: Vec<PyVal> =
                         args.iter().filter(|a| !matches!(a, Expr::Call { .. })).map(node_to_value).collect();
-                    let kw_default = keywords
-                        .iter()
-                        .find(|k| k.arg.as_deref() == Some("default"))
-                        .map(|k| node_to_value(&k.value));
+                    let kw_default =
+                        keywords.iter().find(|k| k.arg.as_deref() == Some("default")).map(|k| node_to_value(&k.value));
                     let list_error = |v: &PyVal| {
                         let mut s = String::new();
                         v.write(&mut s);
@@ -231,7 +330,12 @@ fn var_data(roots: &[(&Expr, Parent)]) -> Result<Vec<RefVar>> {
                             if first.truthy() {
                                 set(
                                     first.clone(),
-                                    RefVar { name: name_of(first), ty: "String".into(), default_none: true, used_in: true },
+                                    RefVar {
+                                        name: name_of(first),
+                                        ty: "String".into(),
+                                        default_none: true,
+                                        used_in: true,
+                                    },
                                     true,
                                 );
                             }
@@ -249,18 +353,27 @@ fn var_data(roots: &[(&Expr, Parent)]) -> Result<Vec<RefVar>> {
                                 Some(t) => format!("Array({})", t.py_str()),
                                 None => "Array(String)".to_string(),
                             };
-                            let var = RefVar { name: name_of(first), ty, default_none: default == PyVal::None, used_in: false };
+                            let var = RefVar {
+                                name: name_of(first),
+                                ty,
+                                default_none: default == PyVal::None,
+                                used_in: false,
+                            };
                             set(first.clone(), var, false);
                         }
-                    } else if PARAMETER_TYPES.contains(&fname)
+                    } else if crate::names::is_reference_parameter_type(fname)
                         && let Some(first) = argv.first().filter(|v| **v != PyVal::None)
                     {
                         let default = kw_default.clone().unwrap_or_else(|| argv.get(1).cloned().unwrap_or(PyVal::None));
                         if matches!(first, PyVal::List(_)) {
                             return Err(list_error(first));
                         }
-                        let var =
-                            RefVar { name: name_of(first), ty: fname.to_string(), default_none: default == PyVal::None, used_in: false };
+                        let var = RefVar {
+                            name: name_of(first),
+                            ty: fname.to_string(),
+                            default_none: default == PyVal::None,
+                            used_in: false,
+                        };
                         set(first.clone(), var, false);
                     }
                 }
@@ -274,7 +387,12 @@ fn var_data(roots: &[(&Expr, Parent)]) -> Result<Vec<RefVar>> {
             }
             Expr::Name(id) => {
                 if parent != Parent::Call && !reserved(&id.name) {
-                    let var = RefVar { name: Some(id.name.to_string()), ty: "String".into(), default_none: true, used_in: false };
+                    let var = RefVar {
+                        name: Some(id.name.to_string()),
+                        ty: "String".into(),
+                        default_none: true,
+                        used_in: false,
+                    };
                     set(PyVal::Str(id.name.to_string()), var, false);
                 }
             }
@@ -416,7 +534,9 @@ pub(crate) fn array_preconversions(vars: &[RefVar]) -> Vec<(String, String)> {
     let mut seen: HashSet<&str> = HashSet::new();
     let mut out = Vec::new();
     for v in vars {
-        let Some(name) = v.name.as_deref() else { continue };
+        let Some(name) = v.name.as_deref() else {
+            continue;
+        };
         if !seen.insert(name) {
             continue;
         }

@@ -88,7 +88,8 @@ pub(crate) fn parse_int(s: &str, ty: IntType) -> Option<String> {
         let bits = ty.bits();
         if bits <= 128 {
             let v: i128 = if neg { format!("-{mag}").parse().ok()? } else { mag.parse().ok()? };
-            let (lo, hi) = if bits == 128 { (i128::MIN, i128::MAX) } else { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) };
+            let (lo, hi) =
+                if bits == 128 { (i128::MIN, i128::MAX) } else { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) };
             if v < lo || v > hi {
                 return None;
             }
@@ -161,7 +162,9 @@ pub(crate) fn parse_float(s: &str) -> Option<f64> {
 
 /// Matches `pat` against a prefix of `s` (Python's `re.match`), backtracking over `{m,n}`.
 fn matches_pattern(s: &[u8], pat: &[Pat]) -> bool {
-    let Some((first, rest)) = pat.split_first() else { return true };
+    let Some((first, rest)) = pat.split_first() else {
+        return true;
+    };
     match *first {
         Pat::Digit => s.first().is_some_and(u8::is_ascii_digit) && matches_pattern(&s[1..], rest),
         Pat::Digits(min, max) => {
@@ -203,13 +206,14 @@ enum Pat {
 
 use Pat::{Any, Digit, Digits, Lit, TOrSpace};
 
+#[rustfmt::skip]
 const DT_ISO: [Pat; 19] = [
     Digit, Digit, Digit, Digit, Any, Digit, Digit, Any, Digit, Digit, TOrSpace, Digit, Digit, Lit(b':'), Digit,
     Digit, Lit(b':'), Digit, Digit,
 ];
-const DT_EU: [Pat; 14] = [
-    Digit, Digit, Any, Digit, Digit, Any, Digit, Digit, Digit, Digit, Any, Digits(1, 2), Lit(b':'), Digits(1, 2),
-];
+#[rustfmt::skip]
+const DT_EU: [Pat; 14] =
+    [Digit, Digit, Any, Digit, Digit, Any, Digit, Digit, Digit, Digit, Any, Digits(1, 2), Lit(b':'), Digits(1, 2)];
 
 pub(crate) fn is_datetime(s: &str) -> bool {
     let b = s.as_bytes();
@@ -223,7 +227,11 @@ pub(crate) fn is_datetime64(s: &str) -> bool {
 }
 
 pub(crate) fn is_date(s: &str) -> bool {
-    s.len() == 10 && matches_pattern(s.as_bytes(), &[Digit, Digit, Digit, Digit, Lit(b'-'), Digit, Digit, Lit(b'-'), Digit, Digit])
+    s.len() == 10
+        && matches_pattern(
+            s.as_bytes(),
+            &[Digit, Digit, Digit, Digit, Lit(b'-'), Digit, Digit, Lit(b'-'), Digit, Digit],
+        )
 }
 
 pub(crate) fn validation_error(value: &Value, ty: ScalarType) -> Error {
@@ -275,14 +283,8 @@ pub(crate) fn boolean(value: &Value) -> bool {
 /// `symbol(x)`: a quoted identifier.
 pub(crate) fn symbol(value: &Value, quote: &str) -> Result<Value> {
     match value.as_str() {
-        Some(s) => Ok(Value::Fragment(Arc::from(format!(
-            "{quote}{}{quote}",
-            crate::escape::identifier_escaped(s)
-        )))),
-        None => Err(Error::syntax_doc(
-            format!("symbol() expects a String, got {}", value.kind()),
-            doc::TEMPLATES,
-        )),
+        Some(s) => Ok(Value::Fragment(Arc::from(format!("{quote}{}{quote}", crate::escape::identifier_escaped(s))))),
+        None => Err(Error::syntax_doc(format!("symbol() expects a String, got {}", value.kind()), doc::TEMPLATES)),
     }
 }
 

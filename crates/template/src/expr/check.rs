@@ -3,6 +3,7 @@
 
 use super::dump::{binop_name, dump};
 use super::{BinOp, Const, Expr, UnaryOp};
+use crate::names;
 
 /// Where an expression appears; statement expressions allow a little more (spec §4.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,50 +14,17 @@ pub(crate) enum Context {
     Statement,
 }
 
-/// Functions callable inside `{{ }}` (spec §4.3).
-pub(crate) const OUTPUT_FUNCTIONS: [&str; 53] = [
-    "String", "Boolean", "DateTime64", "DateTime", "Date", "Float32", "Float64", "Int8", "Int16", "Int32", "Int64",
-    "Int128", "Int256", "UInt8", "UInt16", "UInt32", "UInt64", "UInt128", "UInt256", "Int", "Integer", "Array",
-    "JSON", "column", "columns", "symbol", "table", "TABLE", "defined", "sql_and", "split_to_array",
-    "enumerate_with_last", "sql_unescape", "day_diff", "date_diff_in_days", "date_diff_in_hours",
-    "date_diff_in_minutes", "date_diff_in_seconds", "error", "custom_error", "max_threads", "cache_ttl",
-    "backend_hint", "activate", "disable", "tb_secret", "tb_var", "len", "list", "min", "max", "int", "float",
-];
-
-/// Extra builtins callable in statement expressions (Aviary decision, spec §4.5).
-pub(crate) const STATEMENT_FUNCTIONS: [&str; 11] =
-    ["sum", "str", "bool", "abs", "round", "range", "enumerate", "zip", "sorted", "any", "all"];
-
-/// Functions the reference binds in its namespace, so that a bare use of the name is the
-/// function itself and a request parameter cannot replace it. Other callables (Python builtins
-/// such as `len`) read as parameters when used bare.
-pub(crate) const NAMESPACE_FUNCTIONS: [&str; 50] = [
-    "String", "Boolean", "bool", "DateTime64", "DateTime", "Date", "Float32", "Float64", "Int8", "Int16", "Int32",
-    "Int64", "Int128", "Int256", "UInt8", "UInt16", "UInt32", "UInt64", "UInt128", "UInt256", "Int", "Integer",
-    "Array", "JSON", "Symbol", "Column", "column", "columns", "symbol", "table", "TABLE", "defined", "sql_and",
-    "split_to_array", "enumerate_with_last", "sql_unescape", "day_diff", "date_diff_in_days", "date_diff_in_hours",
-    "date_diff_in_minutes", "date_diff_in_seconds", "error", "custom_error", "max_threads", "cache_ttl",
-    "backend_hint", "activate", "disable", "tb_secret", "tb_var",
-];
-
-/// Methods callable inside `{{ }}`.
-pub(crate) const OUTPUT_METHODS: [&str; 4] = ["split", "get", "join", "replace"];
-
-/// Extra methods callable in statement expressions.
-pub(crate) const STATEMENT_METHODS: [&str; 10] =
-    ["startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "keys", "values", "items"];
-
 /// The message for anything a statement expression may not contain (the reference's text for
 /// an unknown function in a control block).
 pub(crate) const STATEMENT_REJECTED: &str =
     "wrong syntax, you might be using a not valid function inside a control block";
 
 pub(crate) fn is_function(name: &str, ctx: Context) -> bool {
-    OUTPUT_FUNCTIONS.contains(&name) || (ctx == Context::Statement && STATEMENT_FUNCTIONS.contains(&name))
+    names::is_output_function(name) || (ctx == Context::Statement && names::STATEMENT_BUILTINS.contains(&name))
 }
 
 fn is_method(name: &str, ctx: Context) -> bool {
-    OUTPUT_METHODS.contains(&name) || (ctx == Context::Statement && STATEMENT_METHODS.contains(&name))
+    names::OUTPUT_METHODS.contains(&name) || (ctx == Context::Statement && names::STATEMENT_METHODS.contains(&name))
 }
 
 /// Checks an expression; `Err` carries the message after `Template Syntax Error: `.

@@ -285,7 +285,7 @@ fn write(e: &Expr, out: &mut String, ctx: &str) {
             }
             out.push_str("])");
         }
-        Expr::NamedExpr { target, value } => {
+        Expr::Walrus { target, value } => {
             out.push_str("NamedExpr(target=");
             write(target, out, "Store");
             out.push_str(", value=");

@@ -7,7 +7,10 @@ use std::sync::Arc;
 pub(super) enum StrPart {
     Text(String),
     /// The unparsed body of an f-string; `raw` for `rf'…'`.
-    Format { body: String, raw: bool },
+    Format {
+        body: String,
+        raw: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,9 +31,9 @@ pub(super) enum Tok {
 pub(super) struct Invalid;
 
 const OPS: [&str; 47] = [
-    "**=", "//=", ">>=", "<<=", "...", "!=", "==", "<=", ">=", "**", "//", "<<", ">>", ":=", "->", "+=", "-=",
-    "*=", "/=", "%=", "&=", "|=", "^=", "@=", "(", ")", "[", "]", "{", "}", ",", ":", ".", ";", "@", "=", "+",
-    "-", "*", "/", "%", "&", "|", "^", "~", "<", ">",
+    "**=", "//=", ">>=", "<<=", "...", "!=", "==", "<=", ">=", "**", "//", "<<", ">>", ":=", "->", "+=", "-=", "*=",
+    "/=", "%=", "&=", "|=", "^=", "@=", "(", ")", "[", "]", "{", "}", ",", ":", ".", ";", "@", "=", "+", "-", "*", "/",
+    "%", "&", "|", "^", "~", "<", ">",
 ];
 
 pub(super) fn tokenize(src: &str) -> Result<Vec<Tok>, Invalid> {
@@ -101,7 +104,9 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Tok>, Invalid> {
         match (merged.last_mut(), t) {
             (Some(Tok::Str(parts)), Tok::Str(more)) => parts.extend(more),
             (Some(Tok::Bytes(bytes)), Tok::Bytes(more)) => bytes.extend(more),
-            (Some(Tok::Str(_)), Tok::Bytes(_)) | (Some(Tok::Bytes(_)), Tok::Str(_)) => return Err(Invalid),
+            (Some(Tok::Str(_)), Tok::Bytes(_)) | (Some(Tok::Bytes(_)), Tok::Str(_)) => {
+                return Err(Invalid);
+            }
             (_, t) => merged.push(t),
         }
     }
@@ -136,7 +141,8 @@ fn number(src: &str, start: usize) -> Result<(Tok, usize), Invalid> {
     }
     let digits = |i: &mut usize| {
         let s = *i;
-        while *i < b.len() && (b[*i].is_ascii_digit() || (b[*i] == b'_' && b.get(*i + 1).is_some_and(u8::is_ascii_digit)))
+        while *i < b.len()
+            && (b[*i].is_ascii_digit() || (b[*i] == b'_' && b.get(*i + 1).is_some_and(u8::is_ascii_digit)))
         {
             *i += 1;
         }

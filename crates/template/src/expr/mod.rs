@@ -9,7 +9,7 @@ mod parse;
 
 use std::sync::Arc;
 
-pub(crate) use check::{Context, NAMESPACE_FUNCTIONS, OUTPUT_FUNCTIONS, STATEMENT_FUNCTIONS, check};
+pub(crate) use check::{Context, check};
 pub(crate) use parse::{Fail as ParseFail, parse_condition, parse_expression, parse_for, parse_set};
 
 /// A name in an expression, with the slot the template assigned to it.
@@ -106,29 +106,83 @@ pub(crate) struct Keyword {
 pub(crate) enum Expr {
     Const(Const),
     Name(Ident),
-    Call { func: Box<Expr>, args: Vec<Expr>, keywords: Vec<Keyword> },
-    Attribute { value: Box<Expr>, attr: Arc<str> },
-    Subscript { value: Box<Expr>, slice: Box<Expr> },
-    Slice { lower: Option<Box<Expr>>, upper: Option<Box<Expr>>, step: Option<Box<Expr>> },
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Bin { left: Box<Expr>, op: BinOp, right: Box<Expr> },
-    Bool { op: BoolOp, values: Vec<Expr> },
-    Compare { left: Box<Expr>, ops: Vec<CmpOp>, comparators: Vec<Expr> },
-    IfExp { test: Box<Expr>, body: Box<Expr>, orelse: Box<Expr> },
+    Call {
+        func: Box<Expr>,
+        args: Vec<Expr>,
+        keywords: Vec<Keyword>,
+    },
+    Attribute {
+        value: Box<Expr>,
+        attr: Arc<str>,
+    },
+    Subscript {
+        value: Box<Expr>,
+        slice: Box<Expr>,
+    },
+    Slice {
+        lower: Option<Box<Expr>>,
+        upper: Option<Box<Expr>>,
+        step: Option<Box<Expr>>,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Bin {
+        left: Box<Expr>,
+        op: BinOp,
+        right: Box<Expr>,
+    },
+    Bool {
+        op: BoolOp,
+        values: Vec<Expr>,
+    },
+    Compare {
+        left: Box<Expr>,
+        ops: Vec<CmpOp>,
+        comparators: Vec<Expr>,
+    },
+    IfExp {
+        test: Box<Expr>,
+        body: Box<Expr>,
+        orelse: Box<Expr>,
+    },
     List(Vec<Expr>),
     Tuple(Vec<Expr>),
     Set(Vec<Expr>),
-    Dict { keys: Vec<Option<Expr>>, values: Vec<Expr> },
+    Dict {
+        keys: Vec<Option<Expr>>,
+        values: Vec<Expr>,
+    },
     JoinedStr(Vec<Expr>),
-    Formatted { value: Box<Expr>, conversion: i32, format_spec: Option<Box<Expr>> },
-    Lambda { args: Vec<Arc<str>>, defaults: Vec<Expr>, body: Box<Expr> },
-    Comp { kind: CompKind, elt: Box<Expr>, value: Option<Box<Expr>>, generators: Vec<Comprehension> },
-    NamedExpr { target: Box<Expr>, value: Box<Expr> },
+    Formatted {
+        value: Box<Expr>,
+        conversion: i32,
+        format_spec: Option<Box<Expr>>,
+    },
+    Lambda {
+        args: Vec<Arc<str>>,
+        defaults: Vec<Expr>,
+        body: Box<Expr>,
+    },
+    Comp {
+        kind: CompKind,
+        elt: Box<Expr>,
+        value: Option<Box<Expr>>,
+        generators: Vec<Comprehension>,
+    },
+    Walrus {
+        target: Box<Expr>,
+        value: Box<Expr>,
+    },
     Starred(Box<Expr>),
     Await(Box<Expr>),
     Yield(Option<Box<Expr>>),
     /// A top-level assignment statement `a = b` inside `{{ }}` (only ever rejected).
-    Assign { targets: Vec<Expr>, value: Box<Expr> },
+    Assign {
+        targets: Vec<Expr>,
+        value: Box<Expr>,
+    },
 }
 
 impl Expr {
@@ -200,7 +254,7 @@ impl Expr {
                     g.ifs.iter().for_each(&mut *f);
                 }
             }
-            Expr::NamedExpr { target, value } => {
+            Expr::Walrus { target, value } => {
                 f(target);
                 f(value);
             }
@@ -277,7 +331,7 @@ impl Expr {
                     g.ifs.iter_mut().for_each(|e| e.for_each_ident_mut(f));
                 }
             }
-            Expr::NamedExpr { target, value } => {
+            Expr::Walrus { target, value } => {
                 target.for_each_ident_mut(f);
                 value.for_each_ident_mut(f);
             }

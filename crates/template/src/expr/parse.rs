@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use super::lex::{Invalid, StrPart, Tok, tokenize, unescape};
-use super::{
-    BinOp, BoolOp, CmpOp, CompKind, Comprehension, Const, Expr, Ident, Keyword, SetOp, Target, UnaryOp,
-};
+use super::{BinOp, BoolOp, CmpOp, CompKind, Comprehension, Const, Expr, Ident, Keyword, SetOp, Target, UnaryOp};
 
 /// Why parsing failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +204,7 @@ impl Parser {
             self.bump();
             self.bump();
             let value = self.expression()?;
-            return Ok(Expr::NamedExpr { target: Box::new(name(&n)), value: Box::new(value) });
+            return Ok(Expr::Walrus { target: Box::new(name(&n)), value: Box::new(value) });
         }
         self.expression()
     }
@@ -323,18 +321,10 @@ impl Parser {
             ops.push(op);
             comparators.push(self.bitor()?);
         }
-        if ops.is_empty() {
-            Ok(left)
-        } else {
-            Ok(Expr::Compare { left: Box::new(left), ops, comparators })
-        }
+        if ops.is_empty() { Ok(left) } else { Ok(Expr::Compare { left: Box::new(left), ops, comparators }) }
     }
 
-    fn binary(
-        &mut self,
-        ops: &[(&'static str, BinOp)],
-        next: fn(&mut Self) -> PResult<Expr>,
-    ) -> PResult<Expr> {
+    fn binary(&mut self, ops: &[(&'static str, BinOp)], next: fn(&mut Self) -> PResult<Expr>) -> PResult<Expr> {
         let mut left = next(self)?;
         loop {
             let Some(op) = ops.iter().find(|(t, _)| self.is_op(t)).map(|(_, op)| *op) else {
@@ -664,12 +654,7 @@ impl Parser {
                 let value = self.expression()?;
                 if self.is_name("for") {
                     let generators = self.comp_for()?;
-                    Expr::Comp {
-                        kind: CompKind::Dict,
-                        elt: Box::new(first),
-                        value: Some(Box::new(value)),
-                        generators,
-                    }
+                    Expr::Comp { kind: CompKind::Dict, elt: Box::new(first), value: Some(Box::new(value)), generators }
                 } else {
                     self.dict_rest(Some(first), value)?
                 }

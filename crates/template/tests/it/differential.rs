@@ -24,9 +24,15 @@ fn ours(case: &Json) -> Json {
     }
     match Template::parse(text).and_then(|t| t.render(&params)) {
         Ok(r) => serde_json::json!({ "ok": r.sql }),
-        Err(Error::Custom { status, body }) => serde_json::json!({ "kind": "custom", "status": status, "body": body }),
-        Err(e @ Error::User { .. }) => serde_json::json!({ "kind": "user", "error": e.to_string() }),
-        Err(e @ Error::Syntax { .. }) => serde_json::json!({ "kind": "syntax", "error": e.to_string() }),
+        Err(Error::Custom { status, body }) => {
+            serde_json::json!({ "kind": "custom", "status": status, "body": body })
+        }
+        Err(e @ Error::User { .. }) => {
+            serde_json::json!({ "kind": "user", "error": e.to_string() })
+        }
+        Err(e @ Error::Syntax { .. }) => {
+            serde_json::json!({ "kind": "syntax", "error": e.to_string() })
+        }
     }
 }
 
@@ -65,9 +71,8 @@ fn agrees(got: &Json, want: &Json, mode: &str) -> bool {
 
 #[test]
 fn differential_corpus_matches_reference() {
-    let python = std::env::var("AVIARY_REF_PYTHON").expect(
-        "AVIARY_REF_PYTHON must name a Python with tinybird-cli installed (scripts/test sets it up)",
-    );
+    let python = std::env::var("AVIARY_REF_PYTHON")
+        .expect("AVIARY_REF_PYTHON must name a Python with tinybird-cli installed (scripts/test sets it up)");
     let dir = corpus_dir();
     let corpus_text = std::fs::read_to_string(dir.join("corpus.jsonl")).expect("corpus.jsonl");
     let cases: Vec<Json> = corpus_text.lines().map(|l| serde_json::from_str(l).expect("corpus line")).collect();
@@ -116,5 +121,10 @@ fn differential_corpus_matches_reference() {
     if let Ok(path) = std::env::var("AVIARY_DIFF_REPORT") {
         std::fs::write(path, failures.join("\n")).expect("writing the report");
     }
-    assert!(failures.is_empty(), "{} cases differ:\n{}", failures.len(), failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases differ:\n{}",
+        failures.len(),
+        failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+    );
 }

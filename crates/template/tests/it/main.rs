@@ -1,3 +1,5 @@
 //! Integration tests of the template crate.
 
 mod differential;
+mod properties;
+mod render;
