@@ -110,4 +110,6 @@ fn is_limit_message(message: &str) -> bool {
         || message.starts_with("string repetition result")
         || message.starts_with("list repetition result")
         || message.starts_with("range() is limited")
+        || message.starts_with("template work exceeded")
+        || message.starts_with("template is larger")
 }

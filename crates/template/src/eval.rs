@@ -25,6 +25,7 @@ pub(crate) struct Renderer<'t> {
     slots: Vec<Option<Value>>,
     pub out: String,
     iterations: u64,
+    work: u64,
     pub settings: QuerySettings,
     pub secrets: &'t HashSet<String>,
     pub secret_params: Vec<String>,
@@ -38,6 +39,7 @@ impl<'t> Renderer<'t> {
             slots,
             out: String::with_capacity(256),
             iterations: 0,
+            work: 0,
             settings: QuerySettings::default(),
             secrets,
             secret_params: Vec::new(),
@@ -66,6 +68,15 @@ impl<'t> Renderer<'t> {
                 "template loops exceeded {} iterations",
                 self.t.limits.max_loop_iterations
             )));
+        }
+        Ok(())
+    }
+
+    /// Charges `units` bytes of work against the per-render budget.
+    fn spend(&mut self, units: u64) -> Result<()> {
+        self.work = self.work.saturating_add(units);
+        if self.work > self.t.limits.max_work_bytes {
+            return Err(Error::syntax(format!("template work exceeded {} bytes", self.t.limits.max_work_bytes)));
         }
         Ok(())
     }
@@ -110,6 +121,7 @@ impl<'t> Renderer<'t> {
                     v @ Value::None => return Err(not_iterable(source, &v)),
                     v => iterate(&v).map_err(|_| not_iterable(source, &v))?,
                 };
+                self.spend(items.len() as u64 * 16)?;
                 let mut broke = false;
                 for item in items {
                     self.assign(target, item)?;
@@ -213,6 +225,23 @@ impl<'t> Renderer<'t> {
     }
 
     pub(crate) fn eval(&mut self, e: &Expr) -> Result<Value> {
+        let v = self.eval_inner(e)?;
+        if matches!(
+            e,
+            Expr::Bin { .. }
+                | Expr::Call { .. }
+                | Expr::JoinedStr(_)
+                | Expr::List(_)
+                | Expr::Tuple(_)
+                | Expr::Set(_)
+                | Expr::Dict { .. }
+        ) {
+            self.spend(cost(&v))?;
+        }
+        Ok(v)
+    }
+
+    fn eval_inner(&mut self, e: &Expr) -> Result<Value> {
         match e {
             Expr::Const(c) => Ok(match c {
                 Const::None => Value::None,
@@ -457,10 +486,9 @@ impl<'t> Renderer<'t> {
                         Ok(Value::from(s.repeat(count as usize)))
                     }
                     Value::List(items) | Value::Tuple(items) => {
-                        if items.len() as u128 * count > limit {
-                            return Err(Error::syntax(format!(
-                                "list repetition result is larger than {limit} elements"
-                            )));
+                        let max = self.t.limits.max_range as u128;
+                        if items.len() as u128 * count > max {
+                            return Err(Error::syntax(format!("list repetition result is larger than {max} elements")));
                         }
                         let mut out = Vec::with_capacity(items.len() * count as usize);
                         for _ in 0..count {
@@ -483,6 +511,16 @@ impl<'t> Renderer<'t> {
 /// The reference's message when a control block calls something that is not a function.
 pub(crate) const STATEMENT_NOT_CALLABLE: &str =
     "wrong syntax, you might be using a not valid function inside a control block";
+
+/// What building a value cost: its bytes, or 16 per element (shallow).
+fn cost(v: &Value) -> u64 {
+    match v {
+        Value::Str(s) | Value::Fragment(s) => s.len() as u64,
+        Value::List(items) | Value::Tuple(items) | Value::Set(items) => items.len() as u64 * 16,
+        Value::Dict(entries) => entries.len() as u64 * 32,
+        _ => 0,
+    }
+}
 
 fn overflow() -> Error {
     Error::syntax("integer overflow")

@@ -767,9 +767,18 @@ pub(crate) fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
+/// Refuses to build a string longer than the rendered-SQL limit.
+fn text_fits(r: &Renderer<'_>, len: usize) -> Result<()> {
+    let max = r.t.limits.max_output_bytes;
+    if len > max {
+        return Err(Error::syntax(format!("rendered SQL is larger than {max} bytes")));
+    }
+    Ok(())
+}
+
 /// Calls method `name` on `recv`.
 pub(crate) fn method(
-    _r: &mut Renderer<'_>,
+    r: &mut Renderer<'_>,
     recv: &Value,
     name: &str,
     args: Vec<Value>,
@@ -833,8 +842,11 @@ pub(crate) fn method(
         }
         "join" => {
             let a = bind("join", &["iterable"], 1, args, kwargs)?;
-            let mut out = String::new();
-            for (i, item) in iterate(&arg(&a[0]))?.iter().enumerate() {
+            let items = iterate(&arg(&a[0]))?;
+            let total = items.iter().map(|v| v.as_str().map_or(0, str::len) + s.len()).sum::<usize>();
+            text_fits(r, total)?;
+            let mut out = String::with_capacity(total);
+            for (i, item) in items.iter().enumerate() {
                 let Some(t) = item.as_str() else {
                     return Err(Error::syntax(format!("join() expects String items, found {}", item.kind())));
                 };
@@ -850,6 +862,8 @@ pub(crate) fn method(
             let old = str_arg("replace", a[0].as_ref().unwrap_or(&Value::None))?;
             let new = str_arg("replace", a[1].as_ref().unwrap_or(&Value::None))?;
             let count = opt(&a[2]).and_then(Value::as_int).unwrap_or(-1);
+            let matches = if old.is_empty() { s.chars().count() + 1 } else { s.matches(old).count() };
+            text_fits(r, s.len() + matches.saturating_mul(new.len()))?;
             Ok(Value::from(if count < 0 { s.replace(old, new) } else { s.replacen(old, new, count as usize) }))
         }
         "startswith" | "endswith" => {

@@ -15,6 +15,9 @@ pub struct Limits {
     pub max_range: usize,
     /// Largest result of repeating a string (`s * n`), in bytes.
     pub max_repeat_bytes: usize,
+    /// Work per render: bytes of strings and 16 bytes per list element built or iterated, all
+    /// operations together (bounds loops over large values).
+    pub max_work_bytes: u64,
 }
 
 impl Default for Limits {
@@ -26,6 +29,7 @@ impl Default for Limits {
             max_output_bytes: 8 << 20,
             max_range: 10_000,
             max_repeat_bytes: 1 << 20,
+            max_work_bytes: 256 << 20,
         }
     }
 }

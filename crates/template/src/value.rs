@@ -329,6 +329,10 @@ impl Value {
             Value::Dict(entries) => {
                 out.push('{');
                 for (i, (k, v)) in entries.iter().enumerate() {
+                    if out.len() > MAX_TEXT {
+                        out.push_str("...");
+                        break;
+                    }
                     if i > 0 {
                         out.push_str(", ");
                     }
@@ -393,9 +397,18 @@ impl Value {
     }
 }
 
+/// Longest text `str()`/`repr()` of a container produces; past it the text ends with `...`
+/// (a bound on nested containers whose text would be huge; any SQL that long is refused by the
+/// output limit anyway).
+pub(crate) const MAX_TEXT: usize = 16 << 20;
+
 fn write_seq(out: &mut String, open: &str, close: &str, items: &[Value], sql_strings: bool) {
     out.push_str(open);
     for (i, item) in items.iter().enumerate() {
+        if out.len() > MAX_TEXT {
+            out.push_str("...");
+            break;
+        }
         if i > 0 {
             out.push_str(", ");
         }

@@ -82,6 +82,7 @@ fn limits_bound_every_render() {
         max_output_bytes: 64,
         max_range: 10,
         max_repeat_bytes: 16,
+        max_work_bytes: 1000,
     };
     let fail = |src: &str| match Template::parse_with(src, small.clone()).and_then(|t| t.render(&Params::new())) {
         Err(e) => message(e),
@@ -103,6 +104,14 @@ fn limits_bound_every_render() {
         fail("{% for i in range(10) %}0123456789{% end %}"),
         "Template Syntax Error: rendered SQL is larger than 64 bytes"
     );
+    assert_eq!(
+        fail("{% for i in range(10) %}{% set s = [i] * 10 %}{% end %}"),
+        "Template Syntax Error: template work exceeded 1000 bytes"
+    );
+    assert_eq!(
+        fail("{% set l = [1, 2] * 6 %}"),
+        "Template Syntax Error: list repetition result is larger than 10 elements"
+    );
     // A limit is not a template error a `try` may swallow.
     assert_eq!(
         fail("{% try %}{% while 1 %}x{% end %}{% except %}ok{% end %}"),
@@ -114,11 +123,24 @@ fn limits_bound_every_render() {
 fn default_limits_are_the_spec_values() {
     let l = Limits::default();
     assert_eq!(
-        (l.max_source_bytes, l.max_nesting, l.max_loop_iterations, l.max_output_bytes, l.max_range, l.max_repeat_bytes),
-        (1 << 20, 64, 100_000, 8 << 20, 10_000, 1 << 20)
+        (
+            l.max_source_bytes,
+            l.max_nesting,
+            l.max_loop_iterations,
+            l.max_output_bytes,
+            l.max_range,
+            l.max_repeat_bytes,
+            l.max_work_bytes
+        ),
+        (1 << 20, 64, 100_000, 8 << 20, 10_000, 1 << 20, 256 << 20)
     );
     let e = render("{% set i = 0 %}{% while 1 %}{% set i = i + 1 %}{% end %}", &[]).unwrap_err();
     assert_eq!(message(e), "Template Syntax Error: template loops exceeded 100000 iterations");
+    // Large values built over and over are bounded by the work budget, not by patience.
+    let e = render("{% for i in range(1000) %}{% set s = 'a' * 1000000 %}{% end %}", &[]).unwrap_err();
+    assert_eq!(message(e), "Template Syntax Error: template work exceeded 268435456 bytes");
+    let e = render("{% set s = 'a' * 1000000 %}{{ ','.join([s] * 10000) }}", &[]).unwrap_err();
+    assert_eq!(message(e), "Template Syntax Error: rendered SQL is larger than 8388608 bytes");
 }
 
 #[test]
