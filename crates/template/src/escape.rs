@@ -22,14 +22,26 @@ fn string_escape(c: char) -> Option<&'static str> {
     })
 }
 
+/// Bytes that need escaping (all ASCII, so scanning bytes never splits a UTF-8 sequence).
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let special = [0u8, b'\r', 8, b'\t', 0x1a, b'\n', b'"', b'\'', b'\\', b'%', b'`'];
+    let mut i = 0;
+    while i < special.len() {
+        t[special[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Appends `text` escaped with the string-literal table (no surrounding quotes).
 pub fn write_string_escaped(text: &str, out: &mut String) {
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if let Some(esc) = string_escape(c) {
+    for (i, b) in text.bytes().enumerate() {
+        if NEEDS_ESCAPE[usize::from(b)] {
             out.push_str(&text[start..i]);
-            out.push_str(esc);
-            start = i + c.len_utf8();
+            out.push_str(string_escape(char::from(b)).unwrap_or_default());
+            start = i + 1;
         }
     }
     out.push_str(&text[start..]);

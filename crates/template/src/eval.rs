@@ -6,11 +6,33 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::error::{Error, Result, doc};
-use crate::expr::{BinOp, BoolOp, CmpOp, Const, Expr, Ident, SetOp, Target, UnaryOp};
+use crate::expr::{BinOp, BoolOp, CallPlan, CmpOp, Const, Expr, Ident, Keyword, SetOp, Target, UnaryOp};
 use crate::functions;
-use crate::parser::Node;
+use crate::parser::{FastOutput, Node};
 use crate::value::{Num, Value};
 use crate::{QuerySettings, Template};
+
+/// What a name holds during a render: nothing yet, the request's value (borrowed — a render
+/// copies no parameter), or a value of its own (a local variable, a converted parameter).
+#[derive(Debug)]
+pub(crate) enum Slot<'a> {
+    Unset,
+    Param(&'a Value),
+    Owned(Value),
+}
+
+impl Slot<'_> {
+    pub(crate) fn get(&self) -> Option<&Value> {
+        match self {
+            Slot::Unset => None,
+            Slot::Param(v) => Some(v),
+            Slot::Owned(v) => Some(v),
+        }
+    }
+}
+
+/// Per name slot.
+pub(crate) type Slots<'a> = Vec<Slot<'a>>;
 
 /// Control flow out of a block.
 enum Flow {
@@ -22,7 +44,7 @@ enum Flow {
 pub(crate) struct Renderer<'t> {
     pub t: &'t Template,
     /// Per name slot: the parameter value, or the local variable's current value.
-    slots: Vec<Option<Value>>,
+    slots: Slots<'t>,
     pub out: String,
     iterations: u64,
     work: u64,
@@ -33,11 +55,11 @@ pub(crate) struct Renderer<'t> {
 }
 
 impl<'t> Renderer<'t> {
-    pub(crate) fn new(t: &'t Template, slots: Vec<Option<Value>>, secrets: &'t HashSet<String>) -> Self {
+    pub(crate) fn new(t: &'t Template, slots: Slots<'t>, secrets: &'t HashSet<String>) -> Self {
         Renderer {
             t,
             slots,
-            out: String::with_capacity(256),
+            out: String::with_capacity(t.output_estimate),
             iterations: 0,
             work: 0,
             settings: QuerySettings::default(),
@@ -100,11 +122,14 @@ impl<'t> Renderer<'t> {
     fn node(&mut self, node: &Node) -> Result<Flow> {
         match node {
             Node::Text(t) => self.push(t)?,
-            Node::Output { expr, source } => {
+            Node::Output { fast: Some(fast), source, .. } => {
+                self.fast_output(fast, source)?;
+                self.push("")?;
+            }
+            Node::Output { expr, source, .. } => {
                 let v = self.eval(expr)?;
-                let mut s = String::new();
-                render_output(&v, source, &mut s)?;
-                self.push(&s)?;
+                render_output(&v, source, &mut self.out)?;
+                self.push("")?;
             }
             Node::If { branches, orelse } => {
                 for (cond, body) in branches {
@@ -185,7 +210,7 @@ impl<'t> Renderer<'t> {
     fn assign(&mut self, target: &Target, v: Value) -> Result<()> {
         match target {
             Target::Name(id) => {
-                self.slots[id.slot] = Some(v);
+                self.slots[id.slot] = Slot::Owned(v);
                 Ok(())
             }
             Target::Tuple(targets) => {
@@ -209,7 +234,7 @@ impl<'t> Renderer<'t> {
     fn lookup(&self, id: &Ident) -> Result<Value> {
         let slot = id.slot;
         if self.t.slot_local[slot] {
-            return self.slots[slot].clone().ok_or_else(|| {
+            return self.slots[slot].get().cloned().ok_or_else(|| {
                 Error::syntax(format!(
                     "cannot access local variable '{}' where it is not associated with a value",
                     id.name
@@ -221,7 +246,7 @@ impl<'t> Renderer<'t> {
         {
             return Ok(Value::Function(f));
         }
-        Ok(self.slots[slot].clone().unwrap_or(Value::None))
+        Ok(self.slots[slot].get().cloned().unwrap_or(Value::None))
     }
 
     pub(crate) fn eval(&mut self, e: &Expr) -> Result<Value> {
@@ -255,7 +280,11 @@ impl<'t> Renderer<'t> {
                 }
             }),
             Expr::Name(id) => self.lookup(id),
-            Expr::Call { func, args, keywords } => {
+            Expr::Call { plan: Some(plan), args, keywords, .. } => match plan.defined_slot {
+                Some(slot) => Ok(Value::Bool(self.slots[slot].get().is_some_and(|v| !v.is_none()))),
+                None => self.planned_call(plan, args, keywords),
+            },
+            Expr::Call { func, args, keywords, .. } => {
                 let mut argv = Vec::with_capacity(args.len());
                 for a in args {
                     if let Expr::Starred(inner) = a {
@@ -404,6 +433,33 @@ impl<'t> Renderer<'t> {
             // Everything else is refused by the sandbox at parse time.
             _ => Err(Error::syntax(STATEMENT_NOT_CALLABLE)),
         }
+    }
+
+    /// `{{ Type(param, …) }}` without building intermediate values.
+    fn fast_output(&mut self, fast: &FastOutput, source: &str) -> Result<()> {
+        let value = match self.slots[fast.slot].get().filter(|v| !v.is_none()).or(fast.default.as_ref()) {
+            Some(v) => v,
+            None if fast.defined => return Err(Error::syntax_doc(self.t.required_message.clone(), doc::TEMPLATES)),
+            None => return render_output(&Value::None, source, &mut self.out),
+        };
+        crate::types::write_converted(value, fast.ty, &mut self.out)
+    }
+
+    /// The common case: a whitelisted function whose arguments were bound when the template was
+    /// built — no allocation, no name matching. Kept out of `eval` so its frame stays small.
+    #[inline(never)]
+    fn planned_call(&mut self, plan: &CallPlan, args: &[Expr], keywords: &[Keyword]) -> Result<Value> {
+        let mut bound: [Option<Value>; 9] = Default::default();
+        for (i, a) in args.iter().chain(keywords.iter().map(|k| &k.value)).enumerate() {
+            let v = self.eval(a)?;
+            if let Some(slot) = plan.slots.get(i) {
+                bound[usize::from(*slot)] = Some(v);
+            }
+        }
+        if let Some(e) = &plan.error {
+            return Err(e.clone());
+        }
+        functions::call_planned(self, plan.function, plan.scalar, &mut bound[..plan.arity])
     }
 
     fn eval_items(&mut self, items: &[Expr]) -> Result<Vec<Value>> {

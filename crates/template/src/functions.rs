@@ -7,6 +7,7 @@ use crate::dates::{self, Unit};
 use crate::error::{Error, Result, doc};
 use crate::escape;
 use crate::eval::{Renderer, iterate, render_output};
+use crate::expr::CallPlan;
 use crate::types::{self, ScalarType};
 use crate::value::{Num, Value, py_isspace, py_strip};
 
@@ -20,26 +21,95 @@ fn missing_argument() -> Error {
     Error::syntax_doc("one of the transform type functions is missing an argument", doc::TRANSFORM_TYPES)
 }
 
-/// Binds `args`/`kwargs` to the parameter names `sig`; the first `required` must be given.
-fn bind(fname: &str, sig: &[&str], required: usize, args: Vec<Value>, kwargs: Kwargs) -> Result<Vec<Option<Value>>> {
-    if args.len() > sig.len() {
-        return Err(Error::syntax(format!("{fname}() takes at most {} arguments ({} given)", sig.len(), args.len())));
+/// The parameters of every function with a fixed signature, and how many are required;
+/// `None` for the variadic ones.
+pub(crate) fn signature(name: &str) -> Option<(&'static [&'static str], usize)> {
+    Some(match name {
+        "Array" => (&ARRAY_SIG, 1),
+        "day_diff" => (&["d0", "d1", "default"], 2),
+        "date_diff_in_days" | "date_diff_in_hours" | "date_diff_in_minutes" | "date_diff_in_seconds" => {
+            (&["d0", "d1", "date_format", "default", "backup_date_format", "none_if_error"], 2)
+        }
+        "Boolean" | "bool" => (&["x", "default"], 1),
+        "JSON" => (&["x", "default"], 1),
+        "defined" => (&["x"], 0),
+        "column" => (&["x", "default"], 1),
+        "columns" => (&["x", "default", "fn"], 1),
+        "symbol" => (&["x", "quote"], 1),
+        "table" | "TABLE" => (&["x", "quote"], 1),
+        "split_to_array" => (&["x", "default", "separator"], 1),
+        "enumerate_with_last" => (&["arr"], 1),
+        "sql_unescape" => (&["x", "what"], 1),
+        "error" => (&["s", "code"], 1),
+        "custom_error" => (&["s", "code"], 1),
+        "max_threads" => (&["x"], 1),
+        "cache_ttl" => (&["ttl_expression"], 1),
+        "backend_hint" => (&["hint"], 1),
+        "activate" => (&["feature"], 1),
+        "disable" => (&["feature"], 1),
+        "tb_secret" | "tb_var" => (&["x", "default"], 1),
+        "len" => (&["obj"], 1),
+        "list" => (&["iterable"], 0),
+        "int" => (&["x"], 0),
+        "float" => (&["x"], 0),
+        "str" => (&["object"], 0),
+        "abs" => (&["x"], 1),
+        "round" => (&["number", "ndigits"], 1),
+        "sum" => (&["iterable", "start"], 1),
+        "enumerate" => (&["iterable", "start"], 1),
+        "sorted" => (&["iterable", "reverse"], 1),
+        "any" => (&["iterable"], 1),
+        "all" => (&["iterable"], 1),
+        "sql_and" | "range" | "zip" | "min" | "max" => return None,
+        other if crate::names::TYPE_FUNCTIONS.contains(&other) => (&TYPE_SIG, 1),
+        _ => return None,
+    })
+}
+
+/// Where each argument of a call goes: positional ones first, then keywords by name. Errors
+/// are Python's: too many arguments, an unknown or repeated keyword, a required one missing.
+fn plan_slots(fname: &str, sig: &[&str], required: usize, positional: usize, keywords: &[&str]) -> Result<Vec<u8>> {
+    if positional > sig.len() {
+        return Err(Error::syntax(format!("{fname}() takes at most {} arguments ({positional} given)", sig.len())));
     }
-    let mut out: Vec<Option<Value>> = vec![None; sig.len()];
-    for (i, a) in args.into_iter().enumerate() {
-        out[i] = Some(a);
-    }
-    for (k, v) in kwargs {
-        let Some(i) = sig.iter().position(|s| **s == *k) else {
+    let mut filled = [false; 16];
+    let mut slots: Vec<u8> = (0..positional as u8).collect();
+    filled[..positional].iter_mut().for_each(|f| *f = true);
+    for k in keywords {
+        let Some(i) = sig.iter().position(|s| s == k) else {
             return Err(Error::syntax(format!("{fname}() got an unexpected keyword argument '{k}'")));
         };
-        if out[i].is_some() {
+        if filled[i] {
             return Err(Error::syntax(format!("{fname}() got multiple values for argument '{k}'")));
         }
-        out[i] = Some(v);
+        filled[i] = true;
+        slots.push(i as u8);
     }
-    if out[..required].iter().any(Option::is_none) {
+    if !filled[..required].iter().all(|f| *f) {
         return Err(missing_argument());
+    }
+    Ok(slots)
+}
+
+/// The binding of a call of `function` with `positional` arguments and these keywords, made
+/// once when the template is built; `None` for variadic functions.
+pub(crate) fn plan(function: &'static str, positional: usize, keywords: &[&str]) -> Option<CallPlan> {
+    let (sig, required) = signature(function)?;
+    let (slots, error) = match plan_slots(function, sig, required, positional, keywords) {
+        Ok(slots) => (slots, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let scalar = scalar_function(function);
+    Some(CallPlan { function, scalar, arity: sig.len(), slots: slots.into(), defined_slot: None, error })
+}
+
+/// Binds `args`/`kwargs` to the parameter names `sig`; the first `required` must be given.
+fn bind(fname: &str, sig: &[&str], required: usize, args: Vec<Value>, kwargs: Kwargs) -> Result<Vec<Option<Value>>> {
+    let names: Vec<&str> = kwargs.iter().map(|(k, _)| &**k).collect();
+    let slots = plan_slots(fname, sig, required, args.len(), &names)?;
+    let mut out: Vec<Option<Value>> = vec![None; sig.len()];
+    for (value, slot) in args.into_iter().chain(kwargs.into_iter().map(|(_, v)| v)).zip(slots) {
+        out[slot as usize] = Some(value);
     }
     Ok(out)
 }
@@ -73,9 +143,34 @@ fn missing(r: &Renderer<'_>, defined: &Option<Value>) -> Result<Value> {
 
 /// Calls the whitelisted function `name`.
 pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, kwargs: Kwargs) -> Result<Value> {
-    if let Some(ty) = ScalarType::from_name(name).filter(|_| !matches!(name, "Boolean" | "bool" | "Symbol" | "Column"))
-    {
-        let a = bind(name, &TYPE_SIG, 1, args, kwargs)?;
+    match signature(name) {
+        Some((sig, required)) => {
+            let mut a = bind(name, sig, required, args, kwargs)?;
+            call_bound(r, name, &mut a)
+        }
+        None => call_variadic(r, name, args, kwargs),
+    }
+}
+
+/// Calls a function with a fixed signature, its arguments already bound to `a`.
+pub(crate) fn call_bound(r: &mut Renderer<'_>, name: &'static str, a: &mut [Option<Value>]) -> Result<Value> {
+    call_planned(r, name, scalar_function(name), a)
+}
+
+/// The scalar type of a type function (`Int32` → Int32), `None` for every other function
+/// (including `Boolean`, `Array` and `JSON`, which have their own rules).
+fn scalar_function(name: &str) -> Option<ScalarType> {
+    ScalarType::from_name(name).filter(|_| !matches!(name, "Boolean" | "bool" | "Symbol" | "Column"))
+}
+
+/// Calls a bound function whose scalar type, if any, is already known.
+pub(crate) fn call_planned(
+    r: &mut Renderer<'_>,
+    name: &'static str,
+    scalar: Option<ScalarType>,
+    a: &mut [Option<Value>],
+) -> Result<Value> {
+    if let Some(ty) = scalar {
         let value = match opt(&a[0]).or(opt(&a[1])) {
             Some(v) => v.clone(),
             None => return missing(r, &a[2]),
@@ -84,16 +179,14 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
     }
     match name {
         "Boolean" | "bool" => {
-            let a = bind(name, &["x", "default"], 1, args, kwargs)?;
             let b = match (opt(&a[0]), opt(&a[1])) {
                 (Some(v), _) | (None, Some(v)) => types::boolean(v),
                 (None, None) => false,
             };
             Ok(Value::Int(i128::from(b)))
         }
-        "Array" => array(r, args, kwargs),
+        "Array" => array(r, a),
         "JSON" => {
-            let a = bind(name, &["x", "default"], 1, args, kwargs)?;
             let x = match opt(&a[0]) {
                 Some(v) => v.clone(),
                 None => match opt(&a[1]) {
@@ -116,12 +209,8 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
                 None => Ok(x),
             }
         }
-        "defined" => {
-            let a = bind(name, &["x"], 0, args, kwargs)?;
-            Ok(Value::Bool(opt(&a[0]).is_some()))
-        }
+        "defined" => Ok(Value::Bool(opt(&a[0]).is_some())),
         "column" => {
-            let a = bind(name, &["x", "default"], 1, args, kwargs)?;
             let x = match opt(&a[0]).or(opt(&a[1])) {
                 Some(v) => v.clone(),
                 None => {
@@ -134,7 +223,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             Ok(fragment(column(&x)?))
         }
         "columns" => {
-            let a = bind(name, &["x", "default", "fn"], 1, args, kwargs)?;
             let x = match opt(&a[0]).or(opt(&a[1])) {
                 Some(v) => v.clone(),
                 None => {
@@ -171,7 +259,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             Ok(fragment(parts.join(",")))
         }
         "symbol" => {
-            let a = bind(name, &["x", "quote"], 1, args, kwargs)?;
             let quote = match opt(&a[1]) {
                 Some(q) => str_arg(name, q)?.to_string(),
                 None => "`".to_string(),
@@ -179,7 +266,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             types::symbol(&arg(&a[0]), &quote)
         }
         "table" | "TABLE" => {
-            let a = bind(name, &["x", "quote"], 1, args, kwargs)?;
             let x = arg(&a[0]);
             let text = x.as_str().map(escape::identifier_escaped);
             match text {
@@ -190,9 +276,7 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
                 _ => Err(Error::syntax(format!("Invalid table name '{}'", x.py_str()))),
             }
         }
-        "sql_and" => sql_and(kwargs),
         "split_to_array" => {
-            let a = bind(name, &["x", "default", "separator"], 1, args, kwargs)?;
             let x = match opt(&a[0]) {
                 Some(v) => v.clone(),
                 None => a[1].clone().unwrap_or_else(|| Value::from("")),
@@ -213,7 +297,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             Ok(Value::List(Arc::new(text.split(sep.as_str()).map(|s| Value::from(py_strip(s))).collect())))
         }
         "enumerate_with_last" => {
-            let a = bind(name, &["arr"], 1, args, kwargs)?;
             let items = iterate(&arg(&a[0]))?;
             let n = items.len();
             Ok(Value::List(Arc::new(
@@ -225,7 +308,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             )))
         }
         "sql_unescape" => {
-            let a = bind(name, &["x", "what"], 1, args, kwargs)?;
             let x = arg(&a[0]);
             let text = str_arg(name, &x)?;
             let what = match opt(&a[1]) {
@@ -235,14 +317,10 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             sql_unescape(text, &what).map(fragment)
         }
         "day_diff" | "date_diff_in_days" | "date_diff_in_hours" | "date_diff_in_minutes" | "date_diff_in_seconds" => {
-            date_diff(name, args, kwargs)
+            date_diff(name, a)
         }
-        "error" => {
-            let a = bind(name, &["s", "code"], 1, args, kwargs)?;
-            Err(Error::User { message: arg(&a[0]).py_str() })
-        }
+        "error" => Err(Error::User { message: arg(&a[0]).py_str() }),
         "custom_error" => {
-            let a = bind(name, &["s", "code"], 1, args, kwargs)?;
             let status = opt(&a[1])
                 .and_then(|c| match c {
                     Value::Int(i) => u16::try_from(*i).ok(),
@@ -257,7 +335,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             Err(Error::Custom { status, body })
         }
         "max_threads" => {
-            let a = bind(name, &["x"], 1, args, kwargs)?;
             let x = arg(&a[0]);
             match py_int(&x) {
                 Ok(n) => {
@@ -268,7 +345,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             }
         }
         "cache_ttl" => {
-            let a = bind(name, &["ttl_expression"], 1, args, kwargs)?;
             let x = arg(&a[0]);
             match x.as_str().filter(|s| ["5s", "1m", "5m", "30m", "1h"].contains(s)) {
                 Some(ttl) => {
@@ -281,7 +357,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             }
         }
         "backend_hint" => {
-            let a = bind(name, &["hint"], 1, args, kwargs)?;
             let x = arg(&a[0]);
             r.settings.backend_hint = match x {
                 Value::None | Value::Bool(false) => None,
@@ -290,7 +365,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             Ok(fragment(format!("-- backend_hint {}\n", comment_text(&x))))
         }
         "activate" => {
-            let a = bind(name, &["feature"], 1, args, kwargs)?;
             let x = arg(&a[0]);
             match x.as_str().filter(|s| ["analyzer", "parallel_replicas", "optimize_aggregation_in_order"].contains(s))
             {
@@ -304,7 +378,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             }
         }
         "disable" => {
-            let a = bind(name, &["feature"], 1, args, kwargs)?;
             let x = arg(&a[0]);
             match x.as_str().filter(|s| *s == "analyzer") {
                 Some(f) => {
@@ -315,7 +388,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             }
         }
         "tb_secret" | "tb_var" => {
-            let a = bind(name, &["x", "default"], 1, args, kwargs)?;
             let x = arg(&a[0]);
             let key = x.py_str();
             let denied = || {
@@ -332,7 +404,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             opt(&a[1]).cloned().ok_or_else(denied)
         }
         "len" => {
-            let a = bind(name, &["obj"], 1, args, kwargs)?;
             let v = arg(&a[0]);
             let n = match &v {
                 Value::Str(s) | Value::Fragment(s) => s.chars().count(),
@@ -344,43 +415,26 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             };
             Ok(Value::Int(n as i128))
         }
-        "list" => {
-            let a = bind(name, &["iterable"], 0, args, kwargs)?;
-            Ok(Value::List(Arc::new(match &a[0] {
-                Some(v) => iterate(v)?,
-                None => Vec::new(),
-            })))
-        }
-        "min" | "max" => min_max(name, args, kwargs),
-        "int" => {
-            let a = bind(name, &["x"], 0, args, kwargs)?;
-            match &a[0] {
-                None => Ok(Value::Int(0)),
-                Some(v) => py_int(v).map(Value::Int),
-            }
-        }
-        "float" => {
-            let a = bind(name, &["x"], 0, args, kwargs)?;
-            match &a[0] {
-                None => Ok(Value::Float(0.0)),
-                Some(v) => py_float(v).map(Value::Float),
-            }
-        }
+        "list" => Ok(Value::List(Arc::new(match &a[0] {
+            Some(v) => iterate(v)?,
+            None => Vec::new(),
+        }))),
+        "int" => match &a[0] {
+            None => Ok(Value::Int(0)),
+            Some(v) => py_int(v).map(Value::Int),
+        },
+        "float" => match &a[0] {
+            None => Ok(Value::Float(0.0)),
+            Some(v) => py_float(v).map(Value::Float),
+        },
         // Statement-only builtins (spec §4.5).
-        "str" => {
-            let a = bind(name, &["object"], 0, args, kwargs)?;
-            Ok(Value::from(a[0].as_ref().map(Value::py_str).unwrap_or_default()))
-        }
-        "abs" => {
-            let a = bind(name, &["x"], 1, args, kwargs)?;
-            match arg(&a[0]).num() {
-                Some(Num::Int(i)) => Ok(Value::Int(i.abs())),
-                Some(Num::Float(f)) => Ok(Value::Float(f.abs())),
-                None => Err(Error::syntax("abs() expects a number")),
-            }
-        }
+        "str" => Ok(Value::from(a[0].as_ref().map(Value::py_str).unwrap_or_default())),
+        "abs" => match arg(&a[0]).num() {
+            Some(Num::Int(i)) => Ok(Value::Int(i.abs())),
+            Some(Num::Float(f)) => Ok(Value::Float(f.abs())),
+            None => Err(Error::syntax("abs() expects a number")),
+        },
         "round" => {
-            let a = bind(name, &["number", "ndigits"], 1, args, kwargs)?;
             let digits = opt(&a[1]).and_then(Value::as_int);
             match (arg(&a[0]).num(), digits) {
                 (Some(Num::Int(i)), _) => Ok(Value::Int(i)),
@@ -393,13 +447,49 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             }
         }
         "sum" => {
-            let a = bind(name, &["iterable", "start"], 1, args, kwargs)?;
             let mut acc = a[1].clone().unwrap_or(Value::Int(0));
             for v in iterate(&arg(&a[0]))? {
                 acc = r.binop(crate::expr::BinOp::Add, &acc, &v)?;
             }
             Ok(acc)
         }
+        "enumerate" => {
+            let start = opt(&a[1]).and_then(Value::as_int).unwrap_or(0);
+            Ok(Value::List(Arc::new(
+                iterate(&arg(&a[0]))?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| Value::Tuple(Arc::new(vec![Value::Int(start + i as i128), v])))
+                    .collect(),
+            )))
+        }
+        "sorted" => {
+            let mut items = iterate(&arg(&a[0]))?;
+            let mut failed = false;
+            items.sort_by(|x, y| {
+                x.py_cmp(y).unwrap_or_else(|| {
+                    failed = true;
+                    std::cmp::Ordering::Equal
+                })
+            });
+            if failed {
+                return Err(Error::syntax("sorted() values cannot be compared"));
+            }
+            if a[1].as_ref().is_some_and(Value::truthy) {
+                items.reverse();
+            }
+            Ok(Value::List(Arc::new(items)))
+        }
+        "any" => Ok(Value::Bool(iterate(&arg(&a[0]))?.iter().any(Value::truthy))),
+        "all" => Ok(Value::Bool(iterate(&arg(&a[0]))?.iter().all(Value::truthy))),
+        other => Err(Error::syntax(format!("Invalid function name: {other}"))),
+    }
+}
+
+/// Functions that take any number of arguments (`sql_and(**kw)`, `min(*args)`, …).
+fn call_variadic(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, kwargs: Kwargs) -> Result<Value> {
+    match name {
+        "sql_and" => sql_and(kwargs),
         "range" => {
             let ints: Vec<i128> = args
                 .iter()
@@ -427,17 +517,6 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
             }
             Ok(Value::List(Arc::new((0..len).map(|i| Value::Int(start + i * step)).collect())))
         }
-        "enumerate" => {
-            let a = bind(name, &["iterable", "start"], 1, args, kwargs)?;
-            let start = opt(&a[1]).and_then(Value::as_int).unwrap_or(0);
-            Ok(Value::List(Arc::new(
-                iterate(&arg(&a[0]))?
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| Value::Tuple(Arc::new(vec![Value::Int(start + i as i128), v])))
-                    .collect(),
-            )))
-        }
         "zip" => {
             if !kwargs.is_empty() {
                 return Err(Error::syntax("zip() takes no keyword arguments"));
@@ -448,32 +527,7 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &'static str, args: Vec<Value>, k
                 (0..n).map(|i| Value::Tuple(Arc::new(lists.iter().map(|l| l[i].clone()).collect()))).collect(),
             )))
         }
-        "sorted" => {
-            let a = bind(name, &["iterable", "reverse"], 1, args, kwargs)?;
-            let mut items = iterate(&arg(&a[0]))?;
-            let mut failed = false;
-            items.sort_by(|x, y| {
-                x.py_cmp(y).unwrap_or_else(|| {
-                    failed = true;
-                    std::cmp::Ordering::Equal
-                })
-            });
-            if failed {
-                return Err(Error::syntax("sorted() values cannot be compared"));
-            }
-            if a[1].as_ref().is_some_and(Value::truthy) {
-                items.reverse();
-            }
-            Ok(Value::List(Arc::new(items)))
-        }
-        "any" => {
-            let a = bind(name, &["iterable"], 1, args, kwargs)?;
-            Ok(Value::Bool(iterate(&arg(&a[0]))?.iter().any(Value::truthy)))
-        }
-        "all" => {
-            let a = bind(name, &["iterable"], 1, args, kwargs)?;
-            Ok(Value::Bool(iterate(&arg(&a[0]))?.iter().all(Value::truthy)))
-        }
+        "min" | "max" => min_max(name, args, kwargs),
         other => Err(Error::syntax(format!("Invalid function name: {other}"))),
     }
 }
@@ -564,8 +618,7 @@ fn sql_and(kwargs: Kwargs) -> Result<Value> {
     Ok(Value::Fragment(Arc::from(parts.join(" and "))))
 }
 
-fn array(r: &mut Renderer<'_>, args: Vec<Value>, kwargs: Kwargs) -> Result<Value> {
-    let a = bind("Array", &ARRAY_SIG, 1, args, kwargs)?;
+fn array(r: &mut Renderer<'_>, a: &[Option<Value>]) -> Result<Value> {
     let x = match opt(&a[0]).or(opt(&a[2])) {
         Some(v) => v.clone(),
         None => return missing(r, &a[3]),
@@ -620,7 +673,7 @@ fn array(r: &mut Renderer<'_>, args: Vec<Value>, kwargs: Kwargs) -> Result<Value
     Ok(Value::Fragment(Arc::from(out)))
 }
 
-fn date_diff(name: &'static str, args: Vec<Value>, kwargs: Kwargs) -> Result<Value> {
+fn date_diff(name: &'static str, a: &[Option<Value>]) -> Result<Value> {
     let (unit, default_format, message, documentation) = match name {
         "day_diff" => (
             Unit::Days,
@@ -652,11 +705,6 @@ fn date_diff(name: &'static str, args: Vec<Value>, kwargs: Kwargs) -> Result<Val
             "invalid date_format in function `date_diff_in_seconds`, defaults to YYYY-MM-DD hh:mm:ss. Or %Y-%m-%d %H:%M:%S [.ssssss]Z, e.g. ms: 2022-12-19T18:42:22.591Z s:2022-12-19T18:42:22Z",
             doc::DATE_DIFF_IN_SECONDS,
         ),
-    };
-    let a = if name == "day_diff" {
-        bind(name, &["d0", "d1", "default"], 2, args, kwargs)?
-    } else {
-        bind(name, &["d0", "d1", "date_format", "default", "backup_date_format", "none_if_error"], 2, args, kwargs)?
     };
     let fail = || Error::syntax_doc(message, documentation);
     let format = match a.get(2).and_then(opt).filter(|_| name != "day_diff") {

@@ -170,7 +170,7 @@ fn walk_expr<'a>(e: &'a Expr, statement: bool, in_call_arg: bool, uses: &mut Vec
                 uses.push(Use::BareOutput(name));
             }
         }
-        Expr::Call { func, args, keywords } => {
+        Expr::Call { func, args, keywords, .. } => {
             let fname = match &**func {
                 Expr::Name(id) => Some(&*id.name),
                 _ => None,

@@ -37,7 +37,7 @@ pub use limits::Limits;
 pub use value::{FloatType, IntType, Value, float_repr};
 
 use eval::Renderer;
-use expr::Ident;
+use expr::{Expr, Ident};
 use introspect::Use;
 use parser::Node;
 use types::ScalarType;
@@ -53,7 +53,7 @@ pub fn strip_activation(sql: &str) -> Option<&str> {
 /// value from a JSON body or a JWT's `fixed_params`.
 #[derive(Debug, Clone, Default)]
 pub struct Params {
-    map: HashMap<String, Value>,
+    map: foldhash::HashMap<String, Value>,
 }
 
 impl Params {
@@ -144,6 +144,8 @@ pub struct Template {
     array_slots: Vec<(usize, String)>,
     job_timestamp_slot: Option<usize>,
     required_message: String,
+    /// Capacity to reserve for the output: the template's text plus room for values.
+    output_estimate: usize,
     warnings: Vec<String>,
     parameters: Vec<ParamInfo>,
     limits: Limits,
@@ -179,13 +181,33 @@ impl Template {
         let slot_local: Vec<bool> = names.iter().map(|n| locals.contains(n)).collect();
         let slot_function: Vec<Option<&'static str>> = names.iter().map(|n| names::function(n)).collect();
         let slot_is_value_function: Vec<bool> = names.iter().map(|n| names::is_namespace_function(n)).collect();
+        let is_param = |id: &Ident| !slot_local[id.slot] && slot_function[id.slot].is_none();
+        for_each_expr_mut(&mut nodes, &mut |e| {
+            e.walk_mut(&mut |e| {
+                let Expr::Call { func, args, keywords, plan } = e else { return };
+                let Expr::Name(id) = &**func else { return };
+                let Some(function) = slot_function[id.slot].filter(|_| !slot_local[id.slot]) else { return };
+                if args.iter().any(|a| matches!(a, Expr::Starred(_))) {
+                    return;
+                }
+                let Some(kw) = keywords.iter().map(|k| k.arg.as_deref()).collect::<Option<Vec<&str>>>() else {
+                    return;
+                };
+                *plan = functions::plan(function, args.len(), &kw).map(Box::new);
+                if let (Some(p), "defined", [Expr::Name(arg)], []) = (plan.as_mut(), function, &args[..], &kw[..])
+                    && is_param(arg)
+                {
+                    p.defined_slot = Some(arg.slot);
+                }
+            })
+        });
 
         let uses = introspect::collect_uses(&nodes);
         let reference_vars = refvars::reference_vars(&nodes)?;
         let required_message = refvars::required_message(&reference_vars);
         let is_excluded = |n: &str| locals.contains(n) || slot_function[index[n]].is_some();
         let parameters = introspect::parameters(&uses, &is_excluded);
-        let array_slots = refvars::array_preconversions(&reference_vars)
+        let array_slots: Vec<(usize, String)> = refvars::array_preconversions(&reference_vars)
             .into_iter()
             .filter_map(|(name, elem)| {
                 let slot = *index.get(name.as_str())?;
@@ -205,8 +227,12 @@ impl Template {
                 warnings.push(name.to_string());
             }
         }
+        let preconverted: HashSet<usize> = array_slots.iter().map(|(slot, _)| *slot).collect();
+        specialize_outputs(&mut nodes, &|id| is_param(id) && !preconverted.contains(&id.slot));
         let job_timestamp_slot = index.get("job_timestamp").copied().filter(|s| !slot_local[*s]);
+        let output_estimate = text.len() + 128;
         Ok(Template {
+            output_estimate,
             nodes,
             names,
             slot_local,
@@ -233,31 +259,32 @@ impl Template {
 
     /// Renders with `params` and default options.
     pub fn render(&self, params: &Params) -> Result<Rendered> {
-        self.render_with(params, &RenderOptions::default())
+        static DEFAULT: std::sync::LazyLock<RenderOptions> = std::sync::LazyLock::new(RenderOptions::default);
+        self.render_with(params, &DEFAULT)
     }
 
     /// Renders with `params` and `options`.
     pub fn render_with(&self, params: &Params, options: &RenderOptions) -> Result<Rendered> {
-        let mut slots: Vec<Option<Value>> = Vec::with_capacity(self.names.len());
+        let mut slots: eval::Slots<'_> = Vec::with_capacity(self.names.len());
         for (i, name) in self.names.iter().enumerate() {
             if self.slot_local[i] || self.slot_is_value_function[i] || name.starts_with("tb_secret_") {
-                slots.push(None);
+                slots.push(eval::Slot::Unset);
             } else {
-                slots.push(params.get(name).cloned());
+                slots.push(params.get(name).map_or(eval::Slot::Unset, eval::Slot::Param));
             }
         }
         for (slot, elem) in &self.array_slots {
-            if let Some(v) = slots[*slot].as_ref()
+            if let Some(v) = slots[*slot].get()
                 && let Some(list) = preconvert(v, elem)
             {
-                slots[*slot] = Some(list);
+                slots[*slot] = eval::Slot::Owned(list);
             }
         }
         if let Some(slot) = self.job_timestamp_slot
-            && slots[slot].as_ref().is_none_or(Value::is_none)
+            && slots[slot].get().is_none_or(Value::is_none)
         {
             let now = options.now.unwrap_or_else(|| chrono::Utc::now().naive_utc());
-            slots[slot] = Some(Value::from(now.format("%Y-%m-%d %H:%M:%S").to_string()));
+            slots[slot] = eval::Slot::Owned(Value::from(now.format("%Y-%m-%d %H:%M:%S").to_string()));
         }
         let mut r = Renderer::new(self, slots, &options.secrets);
         r.run()?;
@@ -296,6 +323,93 @@ fn preconvert(v: &Value, elem: &str) -> Option<Value> {
         });
     }
     Some(Value::List(Arc::new(out)))
+}
+
+/// A literal constant's value (what evaluating it gives, with no way to fail).
+fn literal_value(e: &Expr) -> Option<Value> {
+    match e {
+        Expr::Const(expr::Const::None) => Some(Value::None),
+        Expr::Const(expr::Const::Bool(b)) => Some(Value::Bool(*b)),
+        Expr::Const(expr::Const::Int(i)) => Some(Value::Int(*i)),
+        Expr::Const(expr::Const::Float(f)) => Some(Value::Float(*f)),
+        Expr::Const(expr::Const::Str(s)) => Some(Value::Str(s.clone())),
+        _ => None,
+    }
+}
+
+/// Marks `{{ Type(param[, default][, keyword=literal…]) }}` outputs for the direct path.
+fn specialize_outputs(nodes: &mut [Node], is_param: &dyn Fn(&Ident) -> bool) {
+    for n in nodes {
+        match n {
+            Node::Output { expr: Expr::Call { func, args, keywords, plan: Some(plan) }, fast, .. } => {
+                let (Some(ty), None, Expr::Name(_)) = (plan.scalar, &plan.error, &**func) else { continue };
+                let Some(Expr::Name(param)) = args.first() else { continue };
+                if !is_param(param) {
+                    continue;
+                }
+                // Every other argument must be a literal, so skipping its evaluation changes nothing.
+                let mut bound: [Option<Value>; 9] = Default::default();
+                let rest = args.iter().skip(1).chain(keywords.iter().map(|k| &k.value));
+                let mut literals = true;
+                for (i, e) in rest.enumerate() {
+                    match literal_value(e) {
+                        Some(v) => bound[usize::from(plan.slots[i + 1])] = Some(v),
+                        None => literals = false,
+                    }
+                }
+                if !literals {
+                    continue;
+                }
+                let default = bound[1].take().filter(|v| !v.is_none());
+                let defined = bound[2].as_ref().is_none_or(Value::truthy);
+                *fast = Some(Box::new(parser::FastOutput { slot: param.slot, ty, default, defined }));
+            }
+            Node::Text(_) | Node::Break | Node::Continue | Node::Output { .. } | Node::Set { .. } => {}
+            Node::If { branches, orelse } => {
+                branches.iter_mut().for_each(|(_, b)| specialize_outputs(b, is_param));
+                orelse.iter_mut().for_each(|b| specialize_outputs(b, is_param));
+            }
+            Node::For { body, orelse, .. } | Node::While { body, orelse, .. } => {
+                specialize_outputs(body, is_param);
+                orelse.iter_mut().for_each(|b| specialize_outputs(b, is_param));
+            }
+            Node::Try { body, except, orelse, finally } => {
+                specialize_outputs(body, is_param);
+                for b in [except, orelse, finally].into_iter().flatten() {
+                    specialize_outputs(b, is_param);
+                }
+            }
+        }
+    }
+}
+
+/// Visits the top-level expressions of every node.
+fn for_each_expr_mut(nodes: &mut [Node], f: &mut dyn FnMut(&mut Expr)) {
+    for n in nodes {
+        match n {
+            Node::Text(_) | Node::Break | Node::Continue => {}
+            Node::Output { expr, .. } => f(expr),
+            Node::If { branches, orelse } => {
+                for (c, body) in branches {
+                    f(c);
+                    for_each_expr_mut(body, f);
+                }
+                orelse.iter_mut().for_each(|b| for_each_expr_mut(b, f));
+            }
+            Node::For { iter: e, body, orelse, .. } | Node::While { cond: e, body, orelse } => {
+                f(e);
+                for_each_expr_mut(body, f);
+                orelse.iter_mut().for_each(|b| for_each_expr_mut(b, f));
+            }
+            Node::Try { body, except, orelse, finally } => {
+                for_each_expr_mut(body, f);
+                for b in [except, orelse, finally].into_iter().flatten() {
+                    for_each_expr_mut(b, f);
+                }
+            }
+            Node::Set { value, .. } => f(value),
+        }
+    }
 }
 
 fn for_each_ident_mut(nodes: &mut [Node], f: &mut dyn FnMut(&mut Ident), locals: &mut HashSet<Arc<str>>) {

@@ -7,6 +7,17 @@ use crate::error::{Error, Result};
 use crate::expr::{self, Context, Expr, SetOp, Target};
 use crate::limits::Limits;
 
+/// `{{ Type(param[, default][, literal keywords]) }}` resolved when the template is built: the
+/// parameter's slot, the type, the literal default. Rendering it writes the validated value
+/// straight into the output, with the same results and errors as the general path.
+#[derive(Debug, Clone)]
+pub(crate) struct FastOutput {
+    pub slot: usize,
+    pub ty: crate::types::ScalarType,
+    pub default: Option<crate::Value>,
+    pub defined: bool,
+}
+
 /// One piece of a parsed template.
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
@@ -16,6 +27,8 @@ pub(crate) enum Node {
     Output {
         expr: Expr,
         source: Arc<str>,
+        /// Set when the template is built for the common `{{ Type(param, …) }}` shape.
+        fast: Option<Box<FastOutput>>,
     },
     If {
         branches: Vec<(Expr, Vec<Node>)>,
@@ -349,7 +362,7 @@ impl DocParser<'_> {
                     };
                     expr::check(&e, Context::Output).map_err(Error::syntax)?;
                     self.note_reserved_expr(&e, line);
-                    body.push(Chunk::Node(Node::Output { expr: e, source: Arc::from(contents) }));
+                    body.push(Chunk::Node(Node::Output { expr: e, source: Arc::from(contents), fast: None }));
                 }
                 _ => {
                     if let Some(chunk) = self.block_tag(scope, line)? {

@@ -306,7 +306,7 @@ fn var_data(roots: &[(&Expr, Parent)]) -> Result<Vec<RefVar>> {
             Item::Expr(e, p) => (e, p),
         };
         match e {
-            Expr::Call { func, args, keywords } => {
+            Expr::Call { func, args, keywords, .. } => {
                 if let Expr::Name(f) = &**func {
                     let fname = &*f.name;
                     let argv: Vec<PyVal> =

@@ -211,19 +211,56 @@ const DT_ISO: [Pat; 19] = [
     Digit, Digit, Digit, Digit, Any, Digit, Digit, Any, Digit, Digit, TOrSpace, Digit, Digit, Lit(b':'), Digit,
     Digit, Lit(b':'), Digit, Digit,
 ];
+
 #[rustfmt::skip]
-const DT_EU: [Pat; 14] =
-    [Digit, Digit, Any, Digit, Digit, Any, Digit, Digit, Digit, Digit, Any, Digits(1, 2), Lit(b':'), Digits(1, 2)];
+const DT_EU_SECONDS: [Pat; 16] =
+    [Digit, Digit, Any, Digit, Digit, Any, Digit, Digit, Digit, Digit, Any, Digits(1, 2), Lit(b':'), Digits(1, 2), Lit(b':'), Digits(1, 2)];
+#[rustfmt::skip]
+const DT64_ISO: [Pat; 23] = [
+    Digit, Digit, Digit, Digit, Any, Digit, Digit, Any, Digit, Digit, TOrSpace, Digit, Digit, Lit(b':'), Digit,
+    Digit, Lit(b':'), Digit, Digit, Any, Digit, Digit, Digit,
+];
+#[rustfmt::skip]
+const DT64_EU: [Pat; 18] = [
+    Digit, Digit, Any, Digit, Digit, Any, Digit, Digit, Digit, Digit, Any, Digits(1, 2), Lit(b':'), Digits(1, 2),
+    Lit(b':'), Digits(1, 2), Any, Digits(1, 3),
+];
+
+/// `YYYY?MM?DD(T| )hh:mm:ss` in ASCII at fixed offsets — the common case of both DateTime
+/// testers, checked without the general matcher.
+fn is_iso_datetime_prefix(b: &[u8]) -> bool {
+    let d = |i: usize| b[i].is_ascii_digit();
+    b.len() >= 19
+        && b[..19].is_ascii()
+        && d(0)
+        && d(1)
+        && d(2)
+        && d(3)
+        && b[4] != b'\n'
+        && d(5)
+        && d(6)
+        && b[7] != b'\n'
+        && d(8)
+        && d(9)
+        && (b[10] == b'T' || b[10].is_ascii_whitespace() || b[10] == 0x0b)
+        && d(11)
+        && d(12)
+        && b[13] == b':'
+        && d(14)
+        && d(15)
+        && b[16] == b':'
+        && d(17)
+        && d(18)
+}
 
 pub(crate) fn is_datetime(s: &str) -> bool {
-    let b = s.as_bytes();
-    matches_pattern(b, &DT_ISO) || matches_pattern(b, &[&DT_EU[..], &[Lit(b':'), Digits(1, 2)]].concat())
+    is_iso_datetime_prefix(s.as_bytes())
+        || matches_pattern(s.as_bytes(), &DT_ISO)
+        || matches_pattern(s.as_bytes(), &DT_EU_SECONDS)
 }
 
 pub(crate) fn is_datetime64(s: &str) -> bool {
-    let b = s.as_bytes();
-    matches_pattern(b, &[&DT_ISO[..], &[Any, Digit, Digit, Digit]].concat())
-        || matches_pattern(b, &[&DT_EU[..], &[Lit(b':'), Digits(1, 2), Any, Digits(1, 3)]].concat())
+    matches_pattern(s.as_bytes(), &DT64_ISO) || matches_pattern(s.as_bytes(), &DT64_EU)
 }
 
 pub(crate) fn is_date(s: &str) -> bool {
@@ -240,36 +277,100 @@ pub(crate) fn validation_error(value: &Value, ty: ScalarType) -> Error {
 
 /// Validates and converts a non-`None` value for a scalar type function.
 pub(crate) fn convert(value: &Value, ty: ScalarType) -> Result<Value> {
-    let text = value.py_str();
+    // A string parameter is validated in place and kept (no copy); other values go through
+    // their Python `str()`.
+    let owned;
+    let text: &str = match value {
+        Value::Str(s) => s,
+        other => {
+            owned = other.py_str();
+            &owned
+        }
+    };
+    let as_string = || match value {
+        Value::Str(s) => Value::Str(s.clone()),
+        _ => Value::from(text),
+    };
     let ok = |v: Value| Ok(v);
     match ty {
-        ScalarType::String => ok(Value::from(text)),
-        ScalarType::Int(it) => match parse_int(&text, it) {
+        ScalarType::String => ok(as_string()),
+        ScalarType::Int(it) => match parse_int(text, it) {
             Some(n) => ok(Value::TypedInt(it, Arc::from(n))),
             None => Err(validation_error(value, ty)),
         },
-        ScalarType::PlainInt => match parse_int(&text, IntType::Int32).and_then(|n| n.parse::<i128>().ok()) {
+        ScalarType::PlainInt => match parse_int(text, IntType::Int32).and_then(|n| n.parse::<i128>().ok()) {
             Some(n) => ok(Value::Int(n)),
             None => Err(validation_error(value, ty)),
         },
         ScalarType::Float(ft) => {
-            if parse_float(&text).is_none() {
+            if parse_float(text).is_none() {
                 return Err(validation_error(value, ty));
             }
             let f = match value.num() {
                 Some(crate::value::Num::Int(i)) => i as f64,
                 Some(crate::value::Num::Float(f)) => f,
-                None => parse_float(&text).unwrap_or(f64::NAN),
+                None => parse_float(text).unwrap_or(f64::NAN),
             };
             ok(Value::TypedFloat(ft, f))
         }
-        ScalarType::Date if is_date(&text) => ok(Value::from(text)),
-        ScalarType::DateTime if is_datetime(&text) => ok(Value::from(text)),
-        ScalarType::DateTime64 if is_datetime64(&text) => ok(Value::from(text)),
+        ScalarType::Date if is_date(text) => ok(as_string()),
+        ScalarType::DateTime if is_datetime(text) => ok(as_string()),
+        ScalarType::DateTime64 if is_datetime64(text) => ok(as_string()),
         ScalarType::Date | ScalarType::DateTime | ScalarType::DateTime64 => Err(validation_error(value, ty)),
         ScalarType::Boolean => ok(Value::Int(i128::from(boolean(value)))),
         ScalarType::Symbol => symbol(value, "`"),
     }
+}
+
+/// Validates `value` for `ty` and writes it as `{{ Type(value) }}` renders; a string value is
+/// checked in place and written without intermediate copies.
+pub(crate) fn write_converted(value: &Value, ty: ScalarType, out: &mut String) -> Result<()> {
+    if let Value::Str(s) = value {
+        match ty {
+            ScalarType::String => {
+                crate::escape::write_string_literal(s, out);
+                return Ok(());
+            }
+            ScalarType::Date | ScalarType::DateTime | ScalarType::DateTime64 => {
+                let valid = match ty {
+                    ScalarType::Date => is_date(s),
+                    ScalarType::DateTime => is_datetime(s),
+                    _ => is_datetime64(s),
+                };
+                if !valid {
+                    return Err(validation_error(value, ty));
+                }
+                crate::escape::write_string_literal(s, out);
+                return Ok(());
+            }
+            ScalarType::Int(it)
+                if !s.is_empty()
+                    && s.len() < 19
+                    && s.bytes().all(|b| b.is_ascii_digit())
+                    && (s.len() == 1 || !s.starts_with('0')) =>
+            {
+                // Plain digits: the text is already normalised; only the range needs checking.
+                let n: u64 = s.parse().unwrap_or(u64::MAX);
+                let fits = if it.signed() {
+                    it.bits() >= 64 || n < (1u64 << (it.bits() - 1))
+                } else {
+                    it.bits() >= 64 || n < (1u64 << it.bits())
+                };
+                if !fits {
+                    return Err(validation_error(value, ty));
+                }
+                out.push_str("to");
+                out.push_str(it.name());
+                out.push_str("('");
+                out.push_str(s);
+                out.push_str("')");
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    let converted = convert(value, ty)?;
+    crate::eval::render_output(&converted, "", out)
 }
 
 /// `Boolean()` of a present value: `"0"`, `"false"` (any case) and `""` are false.

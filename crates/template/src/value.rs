@@ -267,7 +267,11 @@ impl Value {
         match self {
             Value::Str(s) | Value::Fragment(s) => out.push_str(s),
             Value::TypedInt(t, v) => {
-                let _ = write!(out, "to{}('{}')", t.name(), v);
+                out.push_str("to");
+                out.push_str(t.name());
+                out.push_str("('");
+                out.push_str(v);
+                out.push_str("')");
             }
             Value::TypedFloat(t, f) => {
                 out.push_str("to");

@@ -38,7 +38,7 @@ pub(crate) fn check(e: &Expr, ctx: Context) -> Result<(), String> {
 
 fn check_node(e: &Expr, ctx: Context) -> Result<(), String> {
     match e {
-        Expr::Call { func, args, keywords } => {
+        Expr::Call { func, args, keywords, .. } => {
             match &**func {
                 Expr::Name(id) => {
                     if !is_function(&id.name, ctx) {

@@ -92,7 +92,7 @@ fn write(e: &Expr, out: &mut String, ctx: &str) {
             write_py_str_repr(&id.name, out);
             let _ = write!(out, ", ctx={ctx}())");
         }
-        Expr::Call { func, args, keywords } => {
+        Expr::Call { func, args, keywords, .. } => {
             out.push_str("Call(func=");
             write(func, out, "Load");
             out.push_str(", args=");

@@ -110,6 +110,8 @@ pub(crate) enum Expr {
         func: Box<Expr>,
         args: Vec<Expr>,
         keywords: Vec<Keyword>,
+        /// Set when the template is built, for calls of fixed-signature functions.
+        plan: Option<Box<CallPlan>>,
     },
     Attribute {
         value: Box<Expr>,
@@ -196,7 +198,7 @@ impl Expr {
     pub(crate) fn for_each_child<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
         match self {
             Expr::Const(_) | Expr::Name(_) | Expr::Yield(None) => {}
-            Expr::Call { func, args, keywords } => {
+            Expr::Call { func, args, keywords, .. } => {
                 f(func);
                 args.iter().for_each(&mut *f);
                 keywords.iter().for_each(|k| f(&k.value));
@@ -268,79 +270,103 @@ impl Expr {
 
     /// Mutable visit of every name (for slot assignment).
     pub(crate) fn for_each_ident_mut(&mut self, f: &mut dyn FnMut(&mut Ident)) {
+        self.walk_mut(&mut |e| {
+            if let Expr::Name(id) = e {
+                f(id);
+            }
+        });
+    }
+
+    /// Mutable visit of every sub-expression, children before the node itself.
+    pub(crate) fn walk_mut(&mut self, f: &mut dyn FnMut(&mut Expr)) {
         match self {
-            Expr::Name(id) => f(id),
-            Expr::Const(_) | Expr::Yield(None) => {}
-            Expr::Call { func, args, keywords } => {
-                func.for_each_ident_mut(f);
-                args.iter_mut().for_each(|a| a.for_each_ident_mut(f));
-                keywords.iter_mut().for_each(|k| k.value.for_each_ident_mut(f));
+            Expr::Const(_) | Expr::Name(_) | Expr::Yield(None) => {}
+            Expr::Call { func, args, keywords, .. } => {
+                func.walk_mut(f);
+                args.iter_mut().for_each(|a| a.walk_mut(f));
+                keywords.iter_mut().for_each(|k| k.value.walk_mut(f));
             }
             Expr::Attribute { value, .. }
             | Expr::Unary { operand: value, .. }
             | Expr::Starred(value)
             | Expr::Await(value)
-            | Expr::Yield(Some(value)) => value.for_each_ident_mut(f),
+            | Expr::Yield(Some(value)) => value.walk_mut(f),
             Expr::Subscript { value, slice } => {
-                value.for_each_ident_mut(f);
-                slice.for_each_ident_mut(f);
+                value.walk_mut(f);
+                slice.walk_mut(f);
             }
             Expr::Slice { lower, upper, step } => {
                 for e in [lower, upper, step].into_iter().flatten() {
-                    e.for_each_ident_mut(f);
+                    e.walk_mut(f);
                 }
             }
             Expr::Bin { left, right, .. } => {
-                left.for_each_ident_mut(f);
-                right.for_each_ident_mut(f);
+                left.walk_mut(f);
+                right.walk_mut(f);
             }
             Expr::Bool { values: v, .. } | Expr::List(v) | Expr::Tuple(v) | Expr::Set(v) | Expr::JoinedStr(v) => {
-                v.iter_mut().for_each(|e| e.for_each_ident_mut(f))
+                v.iter_mut().for_each(|e| e.walk_mut(f))
             }
             Expr::Compare { left, comparators, .. } => {
-                left.for_each_ident_mut(f);
-                comparators.iter_mut().for_each(|e| e.for_each_ident_mut(f));
+                left.walk_mut(f);
+                comparators.iter_mut().for_each(|e| e.walk_mut(f));
             }
             Expr::IfExp { test, body, orelse } => {
-                body.for_each_ident_mut(f);
-                test.for_each_ident_mut(f);
-                orelse.for_each_ident_mut(f);
+                body.walk_mut(f);
+                test.walk_mut(f);
+                orelse.walk_mut(f);
             }
             Expr::Dict { keys, values } => {
-                keys.iter_mut().flatten().for_each(|e| e.for_each_ident_mut(f));
-                values.iter_mut().for_each(|e| e.for_each_ident_mut(f));
+                keys.iter_mut().flatten().for_each(|e| e.walk_mut(f));
+                values.iter_mut().for_each(|e| e.walk_mut(f));
             }
             Expr::Formatted { value, format_spec, .. } => {
-                value.for_each_ident_mut(f);
+                value.walk_mut(f);
                 if let Some(s) = format_spec {
-                    s.for_each_ident_mut(f);
+                    s.walk_mut(f);
                 }
             }
             Expr::Lambda { defaults, body, .. } => {
-                defaults.iter_mut().for_each(|e| e.for_each_ident_mut(f));
-                body.for_each_ident_mut(f);
+                defaults.iter_mut().for_each(|e| e.walk_mut(f));
+                body.walk_mut(f);
             }
             Expr::Comp { elt, value, generators, .. } => {
-                elt.for_each_ident_mut(f);
+                elt.walk_mut(f);
                 if let Some(v) = value {
-                    v.for_each_ident_mut(f);
+                    v.walk_mut(f);
                 }
                 for g in generators {
-                    g.target.for_each_ident_mut(f);
-                    g.iter.for_each_ident_mut(f);
-                    g.ifs.iter_mut().for_each(|e| e.for_each_ident_mut(f));
+                    g.target.walk_mut(f);
+                    g.iter.walk_mut(f);
+                    g.ifs.iter_mut().for_each(|e| e.walk_mut(f));
                 }
             }
             Expr::Walrus { target, value } => {
-                target.for_each_ident_mut(f);
-                value.for_each_ident_mut(f);
+                target.walk_mut(f);
+                value.walk_mut(f);
             }
             Expr::Assign { targets, value } => {
-                targets.iter_mut().for_each(|e| e.for_each_ident_mut(f));
-                value.for_each_ident_mut(f);
+                targets.iter_mut().for_each(|e| e.walk_mut(f));
+                value.walk_mut(f);
             }
         }
+        f(self);
     }
+}
+
+/// A call's arguments bound to the callee's parameters once, when the template is built:
+/// argument `i` (positional ones, then keywords, in source order) goes to parameter
+/// `slots[i]`. A binding Python would refuse is kept as `error`, raised only if the call runs.
+#[derive(Debug, Clone)]
+pub(crate) struct CallPlan {
+    pub function: &'static str,
+    /// For type functions, the type (saves matching the name on every call).
+    pub scalar: Option<crate::types::ScalarType>,
+    pub arity: usize,
+    pub slots: Box<[u8]>,
+    /// For `defined(param)`: the parameter's slot, answered without evaluating anything.
+    pub defined_slot: Option<usize>,
+    pub error: Option<crate::Error>,
 }
 
 /// The left side of `{% set %}` or the target of `{% for %}`: a name or a tuple of targets.

@@ -401,7 +401,7 @@ impl Parser {
                 }
             } else if self.eat("(") {
                 let (args, keywords) = self.call_args()?;
-                e = Expr::Call { func: Box::new(e), args, keywords };
+                e = Expr::Call { func: Box::new(e), args, keywords, plan: None };
             } else if self.eat("[") {
                 let slice = self.slices()?;
                 self.expect("]")?;
