@@ -20,6 +20,12 @@ enum Command {
     /// Work with pipe SQL templates (the language of `.pipe` nodes).
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Check a datafile project (`.datasource` and `.pipe` files under DIR) and print every
+    /// problem; exits 1 when there are errors.
+    Check {
+        /// The project directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,15 +47,44 @@ enum TemplateCommand {
 impl Cli {
     /// Runs the command; the exit code is the process's.
     pub fn run(self) -> ExitCode {
-        match self.command {
-            Command::Template(cmd) => match cmd.run() {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            },
+        let result = match self.command {
+            Command::Template(cmd) => cmd.run(),
+            Command::Check { dir } => check(&dir),
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
         }
+    }
+}
+
+/// `aviary check DIR`: every diagnostic on stderr, a summary on stdout.
+fn check(dir: &std::path::Path) -> Result<ExitCode> {
+    match datafiles::Project::load(dir) {
+        Ok(project) => {
+            for w in &project.warnings {
+                eprintln!("{w}");
+            }
+            println!(
+                "ok: {} data source(s), {} pipe(s), {} warning(s)",
+                project.datasources.len(),
+                project.pipes.len(),
+                project.warnings.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(datafiles::Error::Invalid(diagnostics)) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            let errors = diagnostics.iter().filter(|d| d.severity == datafiles::Severity::Error).count();
+            println!("{errors} error(s), {} warning(s)", diagnostics.len() - errors);
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,0 +1,3 @@
+//! Integration tests of the datafiles crate: the example project and broken projects.
+
+mod projects;
