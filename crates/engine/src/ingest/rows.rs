@@ -1,0 +1,270 @@
+//! From one NDJSON line to one row of a data source: each column's value found through its
+//! JSONPath, defaulted or converted — or the whole row quarantined with every reason
+//! (spec `analytics-api.md` §12.2, §12.5).
+
+use datafiles::{ChType, ColumnDefault, Datasource, JsonPath, PathStep};
+use serde_json::Value as Json;
+
+use super::value::{Cell, convert, nanos_per_unit};
+
+/// How a column gets its value when the event has none.
+#[derive(Debug, Clone)]
+enum Fallback {
+    /// A literal `DEFAULT`, already converted.
+    Value(Cell),
+    /// `DEFAULT now()`-style expressions evaluated at ingestion time.
+    Now,
+    Today,
+    /// No default: NULL for nullable columns, `[]` for `[:]` paths, else quarantine.
+    None,
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    name: String,
+    ty: ChType,
+    /// `None` for a column that only ever takes its default.
+    path: Option<JsonPath>,
+    fallback: Fallback,
+}
+
+/// A row that could not be stored, with what was received and why (the `_quarantine` row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    /// The raw text of each input column's value (JSON text for arrays/objects), `None` when absent.
+    pub values: Vec<Option<String>>,
+    /// Columns that failed.
+    pub error_columns: Vec<String>,
+    /// One message per failed column (or one for a line that is not an object).
+    pub errors: Vec<String>,
+}
+
+/// Converts NDJSON lines into rows of one data source's input columns.
+#[derive(Debug, Clone)]
+pub struct RowConverter {
+    plans: Vec<Plan>,
+}
+
+/// Why a data source cannot take events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConverterError {
+    /// It has no `json:` paths (it is a CSV data source).
+    #[error("Data Source must be of type JSON")]
+    NotJson,
+    /// A `DEFAULT` Aviary cannot evaluate at ingestion.
+    #[error("column '{column}': DEFAULT {expr} is not supported by the embedded engine")]
+    UnsupportedDefault {
+        /// The column.
+        column: String,
+        /// Its expression.
+        expr: String,
+    },
+}
+
+/// Parses a ClickHouse literal used as a `DEFAULT`: `'text'`, numbers, `NULL`, `[]`, `true`.
+fn literal(expr: &str) -> Option<Json> {
+    let e = expr.trim();
+    if let Some(body) = e.strip_prefix('\'').and_then(|b| b.strip_suffix('\'')) {
+        let mut out = String::new();
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next()? {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'r' => out.push('\r'),
+                    '0' => out.push('\0'),
+                    other => out.push(other),
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        return Some(Json::String(out));
+    }
+    match e.to_ascii_lowercase().as_str() {
+        "null" => return Some(Json::Null),
+        "true" => return Some(Json::Bool(true)),
+        "false" => return Some(Json::Bool(false)),
+        "[]" | "array()" => return Some(Json::Array(Vec::new())),
+        _ => {}
+    }
+    serde_json::from_str::<Json>(e).ok().filter(|j| j.is_number())
+}
+
+impl RowConverter {
+    /// The converter for `ds`'s columns that are read from events (computed columns excluded).
+    pub fn new(ds: &Datasource) -> Result<Self, ConverterError> {
+        if !ds.is_ndjson() {
+            return Err(ConverterError::NotJson);
+        }
+        let mut plans = Vec::new();
+        for c in &ds.columns {
+            let fallback = match &c.default {
+                Some(ColumnDefault::Materialized(_) | ColumnDefault::Alias(_)) => continue,
+                Some(ColumnDefault::Default(expr)) => {
+                    let lower = expr.trim().to_ascii_lowercase();
+                    if lower == "now()" || lower.starts_with("now64(") {
+                        Fallback::Now
+                    } else if lower == "today()" {
+                        Fallback::Today
+                    } else {
+                        let unsupported =
+                            || ConverterError::UnsupportedDefault { column: c.name.clone(), expr: expr.clone() };
+                        let value = literal(expr).ok_or_else(unsupported)?;
+                        Fallback::Value(convert(&c.ty, &value).map_err(|_| unsupported())?)
+                    }
+                }
+                None => Fallback::None,
+            };
+            plans.push(Plan { name: c.name.clone(), ty: c.ty.clone(), path: c.json_path.clone(), fallback });
+        }
+        Ok(RowConverter { plans })
+    }
+
+    /// Names of the columns [`convert`](Self::convert) produces, in order.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.plans.iter().map(|p| p.name.as_str())
+    }
+
+    /// Converts one line; `now` (nanoseconds since the epoch) feeds `DEFAULT now()`.
+    pub fn convert(&self, line: &str, now_nanos: i64) -> Result<Vec<Cell>, Quarantined> {
+        let event: Json = match serde_json::from_str(line) {
+            Ok(j @ Json::Object(_)) => j,
+            Ok(_) => return Err(self.whole_line("line is not a JSON object".to_string())),
+            Err(e) => {
+                let prefix: String = line.chars().take(1024).collect();
+                return Err(self.whole_line(format!("invalid JSON: {e}: {prefix}")));
+            }
+        };
+        let mut row = Vec::with_capacity(self.plans.len());
+        let mut raw: Vec<Option<Json>> = Vec::with_capacity(self.plans.len());
+        let mut failed: Vec<(String, String)> = Vec::new();
+        for plan in &self.plans {
+            let found = plan.path.as_ref().and_then(|p| extract(&event, p));
+            raw.push(found.clone());
+            let cell = match found {
+                Some(v) if !v.is_null() => convert(&plan.ty, &v),
+                _ => match &plan.fallback {
+                    Fallback::Value(c) => Ok(c.clone()),
+                    Fallback::Now => Ok(now_cell(&plan.ty, now_nanos)),
+                    Fallback::Today => Ok(Cell::Days((now_nanos.div_euclid(86_400_000_000_000)) as i32)),
+                    Fallback::None if plan.ty.is_nullable() => Ok(Cell::Null),
+                    Fallback::None if plan.path.as_ref().is_some_and(|p| p.steps.contains(&PathStep::Each)) => {
+                        Ok(Cell::List(Vec::new()))
+                    }
+                    Fallback::None => Err("missing value for non-nullable column".to_string()),
+                },
+            };
+            match cell {
+                Ok(c) => row.push(c),
+                Err(e) => failed.push((plan.name.clone(), e)),
+            }
+        }
+        if failed.is_empty() {
+            return Ok(row);
+        }
+        Err(Quarantined {
+            values: raw
+                .into_iter()
+                .map(|v| match v {
+                    None | Some(Json::Null) => None,
+                    Some(Json::String(s)) => Some(s),
+                    Some(other) => Some(other.to_string()),
+                })
+                .collect(),
+            error_columns: failed.iter().map(|(c, _)| c.clone()).collect(),
+            errors: failed.into_iter().map(|(_, e)| e).collect(),
+        })
+    }
+
+    fn whole_line(&self, error: String) -> Quarantined {
+        Quarantined { values: vec![None; self.plans.len()], error_columns: Vec::new(), errors: vec![error] }
+    }
+}
+
+fn now_cell(ty: &ChType, now_nanos: i64) -> Cell {
+    match ty.base() {
+        ChType::DateTime64 { precision, .. } => Cell::Time(now_nanos.div_euclid(nanos_per_unit(*precision))),
+        ChType::Date | ChType::Date32 => Cell::Days(now_nanos.div_euclid(86_400_000_000_000) as i32),
+        _ => Cell::Time(now_nanos.div_euclid(1_000_000_000)),
+    }
+}
+
+/// The value at `path` in `event`: `$` is the whole event as JSON text; `[:]` maps the rest of
+/// the path over an array. `None` when a key is missing.
+pub fn extract(event: &Json, path: &JsonPath) -> Option<Json> {
+    if path.steps.is_empty() {
+        return Some(Json::String(event.to_string()));
+    }
+    walk(event, &path.steps)
+}
+
+fn walk(v: &Json, steps: &[PathStep]) -> Option<Json> {
+    let Some((first, rest)) = steps.split_first() else { return Some(v.clone()) };
+    match first {
+        PathStep::Key(k) => walk(v.as_object()?.get(k)?, rest),
+        PathStep::Each => {
+            let items = v.as_array()?;
+            Some(Json::Array(items.iter().map(|i| walk(i, rest).unwrap_or(Json::Null)).collect()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> Datasource {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/web-analytics/datasources/events.datasource"
+        ))
+        .unwrap();
+        let p = datafiles::Project::from_files(vec![datafiles::SourceFile { path: "events.datasource".into(), text }])
+            .unwrap();
+        p.datasources.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn fixture_lines_convert_or_quarantine() {
+        let conv = RowConverter::new(&events()).unwrap();
+        let fixture = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/web-analytics/fixtures/events.ndjson"
+        ))
+        .unwrap();
+        let results: Vec<_> = fixture.lines().map(|l| conv.convert(l, 0)).collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 5);
+        let bad: Vec<&Quarantined> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(bad.len(), 3);
+        assert_eq!(bad[0].error_columns, ["timestamp"]);
+        assert_eq!(bad[0].errors, ["value 'not a date' cannot be parsed as DateTime64(3)"]);
+        assert_eq!(bad[0].values[0].as_deref(), Some("not a date"));
+        assert_eq!(bad[1].error_columns, ["duration_ms"]);
+        assert_eq!(bad[1].errors, ["value '-5' cannot be parsed as UInt32"]);
+        assert!(bad[2].errors[0].starts_with("invalid JSON: "), "{:?}", bad[2]);
+        assert!(bad[2].error_columns.is_empty());
+        let good = results[0].as_ref().unwrap();
+        assert_eq!(good[1], Cell::Str("acme".into()));
+        assert_eq!(good[7], Cell::List(vec![Cell::Str("home".into())]));
+    }
+
+    #[test]
+    fn defaults_nulls_and_paths() {
+        let text = "SCHEMA >\n    `a` String `json:$.p.a` DEFAULT 'x',\n    `n` Nullable(Int32) `json:$.n`,\n    `t` Array(String) `json:$.items[:].name`,\n    `raw` String `json:$`,\n    `at` DateTime DEFAULT now()\n";
+        let p = datafiles::Project::from_files(vec![datafiles::SourceFile {
+            path: "d.datasource".into(),
+            text: text.into(),
+        }])
+        .unwrap();
+        let conv = RowConverter::new(&p.datasources[0]).unwrap();
+        let row = conv.convert(r#"{"items":[{"name":"i1"},{"name":"i2"}]}"#, 5_000_000_000).unwrap();
+        assert_eq!(row[0], Cell::Str("x".into()));
+        assert_eq!(row[1], Cell::Null);
+        assert_eq!(row[2], Cell::List(vec![Cell::Str("i1".into()), Cell::Str("i2".into())]));
+        assert_eq!(row[3], Cell::Str(r#"{"items":[{"name":"i1"},{"name":"i2"}]}"#.into()));
+        assert_eq!(row[4], Cell::Time(5));
+        assert_eq!(conv.convert("[1,2]", 0).unwrap_err().errors, ["line is not a JSON object"]);
+    }
+}
