@@ -6,3 +6,4 @@
 //! execution. It knows nothing of HTTP or identity; the server maps its errors to responses.
 
 pub mod ingest;
+pub mod wal;
