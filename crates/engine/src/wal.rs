@@ -92,9 +92,14 @@ fn segments(dir: &Path) -> io::Result<Vec<(Lsn, PathBuf)>> {
     Ok(out)
 }
 
-/// Reads every whole record of a segment; returns the records and the byte length of the valid
-/// prefix (anything after it is a torn tail).
-fn read_segment(path: &Path) -> io::Result<(Vec<(Lsn, Vec<u8>)>, u64)> {
+/// The whole records of a segment, and the byte length of that valid prefix.
+struct Segment {
+    records: Vec<(Lsn, Vec<u8>)>,
+    valid: u64,
+}
+
+/// Reads every whole record of a segment; anything after the valid prefix is a torn tail.
+fn read_segment(path: &Path) -> io::Result<Segment> {
     let mut r = BufReader::new(File::open(path)?);
     let mut out = Vec::new();
     let mut valid = 0u64;
@@ -124,7 +129,7 @@ fn read_segment(path: &Path) -> io::Result<(Vec<(Lsn, Vec<u8>)>, u64)> {
         out.push((seq, payload));
         valid += (HEADER + len) as u64;
     }
-    Ok((out, valid))
+    Ok(Segment { records: out, valid })
 }
 
 impl Wal {
@@ -141,7 +146,7 @@ impl Wal {
         let segs = segments(dir)?;
         let count = segs.len();
         for (i, (_, path)) in segs.iter().enumerate() {
-            let (records, valid) = read_segment(path)?;
+            let Segment { records, valid } = read_segment(path)?;
             for (seq, payload) in &records {
                 if *seq > after {
                     replay(*seq, payload)?;
