@@ -59,8 +59,12 @@ pub struct WalStats {
     pub bytes: AtomicU64,
 }
 
+/// What to do with a record once it is durable, run by the writer in LSN order.
+pub type Apply = Box<dyn FnOnce(Lsn) + Send>;
+
 struct Request {
     payload: Vec<u8>,
+    apply: Option<Apply>,
     done: SyncSender<io::Result<Lsn>>,
 }
 
@@ -185,6 +189,13 @@ impl Wal {
 
     /// Appends one record and returns once it is durable (fsynced with its group).
     pub fn append(&self, payload: Vec<u8>) -> io::Result<Lsn> {
+        self.append_then(payload, None)
+    }
+
+    /// Appends one record; once it is durable, `apply(lsn)` runs on the writer thread — in LSN
+    /// order across all writers — before this call returns. A reader that takes what was
+    /// applied therefore always sees a gap-free prefix of the log.
+    pub fn append_then(&self, payload: Vec<u8>, apply: Option<Apply>) -> io::Result<Lsn> {
         if payload.len() > MAX_RECORD {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "WAL record too large"));
         }
@@ -192,7 +203,7 @@ impl Wal {
         {
             let tx = self.tx.lock().map_err(|_| io::Error::other("WAL lock poisoned"))?;
             let tx = tx.as_ref().ok_or_else(|| io::Error::other("WAL is closed"))?;
-            tx.send(Request { payload, done }).map_err(|_| io::Error::other("WAL writer stopped"))?;
+            tx.send(Request { payload, apply, done }).map_err(|_| io::Error::other("WAL writer stopped"))?;
         }
         wait.recv().map_err(|_| io::Error::other("WAL writer stopped"))?
     }
@@ -286,7 +297,12 @@ impl Writer {
             let result = self.commit(&group);
             for (i, r) in group.into_iter().enumerate() {
                 let answer = match &result {
-                    Ok(first) => Ok(first + i as u64),
+                    Ok(first) => {
+                        if let Some(apply) = r.apply {
+                            apply(first + i as u64);
+                        }
+                        Ok(first + i as u64)
+                    }
                     Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
                 };
                 let _ = r.done.send(answer);

@@ -1,0 +1,65 @@
+//! What a WAL record holds: one operation on one table, with its rows as an Arrow IPC stream.
+
+use std::io::Cursor;
+
+use arrow_array::RecordBatch;
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::ArrowError;
+
+/// A logged operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Rows appended to a table.
+    Append {
+        /// The table.
+        table: String,
+        /// The rows.
+        batch: RecordBatch,
+    },
+    /// Every row of a table removed.
+    Truncate {
+        /// The table.
+        table: String,
+    },
+}
+
+const APPEND: u8 = 1;
+const TRUNCATE: u8 = 2;
+
+/// Encodes an operation for the WAL.
+pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
+    let (kind, table) = match op {
+        Op::Append { table, .. } => (APPEND, table),
+        Op::Truncate { table } => (TRUNCATE, table),
+    };
+    let mut out = Vec::with_capacity(64);
+    out.push(kind);
+    out.extend_from_slice(&(table.len() as u16).to_le_bytes());
+    out.extend_from_slice(table.as_bytes());
+    if let Op::Append { batch, .. } = op {
+        let mut w = StreamWriter::try_new(&mut out, &batch.schema())?;
+        w.write(batch)?;
+        w.finish()?;
+    }
+    Ok(out)
+}
+
+/// Decodes an operation read back from the WAL.
+pub fn decode(bytes: &[u8]) -> Result<Op, ArrowError> {
+    let bad = || ArrowError::ParseError("damaged WAL record".to_string());
+    let kind = *bytes.first().ok_or_else(bad)?;
+    let len = u16::from_le_bytes(bytes.get(1..3).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+    let table = std::str::from_utf8(bytes.get(3..3 + len).ok_or_else(bad)?).map_err(|_| bad())?.to_string();
+    match kind {
+        APPEND => {
+            let reader = StreamReader::try_new(Cursor::new(&bytes[3 + len..]), None)?;
+            let batches = reader.collect::<Result<Vec<_>, _>>()?;
+            let schema = batches.first().map(RecordBatch::schema).ok_or_else(bad)?;
+            let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
+            Ok(Op::Append { table, batch })
+        }
+        TRUNCATE => Ok(Op::Truncate { table }),
+        _ => Err(bad()),
+    }
+}

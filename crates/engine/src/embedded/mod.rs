@@ -1,0 +1,7 @@
+//! The embedded backend's storage: a write-ahead log, in-memory buffers that queries see at
+//! once, and sorted Parquet parts listed in an atomically replaced manifest.
+
+pub mod codec;
+pub mod part;
+pub mod partition;
+pub mod store;

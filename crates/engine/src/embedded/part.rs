@@ -1,0 +1,42 @@
+//! Parquet parts: sorted, immutable files of one partition of one table, written durably
+//! (temporary name, fsync, rename) and with row-group statistics so that a query for one
+//! tenant can skip the row groups of others.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::Error;
+
+/// Rows per Parquet row group: small enough that sorted data gives selective statistics.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Writes `batch` (already sorted) as a Parquet file at `path`; returns its size in bytes.
+pub fn write(path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
+    let tmp = path.with_extension("parquet.tmp");
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(Error::parquet)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build();
+    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(Error::parquet)?;
+    w.write(batch).map_err(Error::parquet)?;
+    let file = w.into_inner().map_err(Error::parquet)?;
+    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len())
+}
+
+/// Reads every row of a part.
+pub fn read(path: &Path) -> Result<Vec<RecordBatch>, Error> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet)?.build().map_err(Error::parquet)?;
+    reader.collect::<Result<Vec<_>, _>>().map_err(Error::arrow)
+}

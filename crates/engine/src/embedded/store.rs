@@ -1,0 +1,418 @@
+//! The data directory: tables, their buffers and parts, the manifest, and the WAL that makes
+//! every acknowledged append survive a crash.
+//!
+//! ```text
+//! <data-dir>/manifest.json        tables, their parts, and the last LSN already in Parquet
+//! <data-dir>/wal/*.wal            everything acknowledged since (replayed on open)
+//! <data-dir>/tables/<t>/<n>.parquet
+//! ```
+//!
+//! Appends go through the WAL's group commit and land in the table's buffer, in LSN order, on
+//! the WAL thread; a flush takes the buffers (a gap-free prefix of the log), writes sorted
+//! parts per partition, then replaces the manifest atomically with the new parts and the LSN
+//! they cover, and only then drops the WAL segments below it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arrow_array::{RecordBatch, UInt32Array};
+use arrow_ord::sort::{SortColumn, lexsort_to_indices};
+use arrow_schema::SchemaRef;
+use datafiles::ChType;
+use serde::{Deserialize, Serialize};
+
+use super::codec::{self, Op};
+use super::part;
+use super::partition::PartitionKey;
+use crate::ingest::arrow::schema;
+use crate::wal::{Lsn, Wal, WalOptions};
+use crate::{Error, Result};
+
+/// A table as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    /// Name.
+    pub name: String,
+    /// Columns and their ClickHouse types.
+    pub columns: Vec<(String, ChType)>,
+    /// Columns rows are sorted by within a part.
+    pub sorting_key: Vec<String>,
+    /// `ENGINE_PARTITION_KEY`, as written.
+    pub partition_key: Option<String>,
+}
+
+/// A Parquet part in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMeta {
+    /// File name under the table's directory.
+    pub file: String,
+    /// Partition value.
+    pub partition: String,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ManifestTable {
+    columns: Vec<(String, String)>,
+    sorting_key: Vec<String>,
+    partition_key: Option<String>,
+    parts: Vec<PartMeta>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    flushed_lsn: Lsn,
+    next_part: u64,
+    tables: BTreeMap<String, ManifestTable>,
+}
+
+#[derive(Debug, Default)]
+struct Buffer {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
+    /// Bumped by truncation, so a flush that raced with it discards what it wrote.
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    manifest: Manifest,
+    schemas: HashMap<String, SchemaRef>,
+    buffers: HashMap<String, Buffer>,
+    applied_lsn: Lsn,
+}
+
+/// Row and byte counts of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableStats {
+    /// Rows in parts and buffer.
+    pub rows: u64,
+    /// Bytes in parts plus buffered bytes.
+    pub bytes: u64,
+}
+
+/// An open data directory.
+pub struct Store {
+    dir: PathBuf,
+    wal: Wal,
+    state: Arc<Mutex<State>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn table_schema(t: &ManifestTable) -> Result<SchemaRef> {
+    let cols = t
+        .columns
+        .iter()
+        .map(|(n, ty)| Ok((n.clone(), ChType::parse(ty).map_err(|e| Error::Damaged(e.0))?)))
+        .collect::<Result<Vec<_>>>()?;
+    schema(&cols).map_err(Error::arrow)
+}
+
+fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
+    match op {
+        Op::Append { table, batch } => {
+            let buf = state.buffers.entry(table).or_default();
+            buf.rows += batch.num_rows();
+            buf.bytes += batch.get_array_memory_size();
+            buf.batches.push(batch);
+        }
+        Op::Truncate { table } => {
+            let buf = state.buffers.entry(table.clone()).or_default();
+            buf.batches.clear();
+            buf.rows = 0;
+            buf.bytes = 0;
+            buf.generation += 1;
+            if let Some(t) = state.manifest.tables.get_mut(&table)
+                && !t.parts.is_empty()
+            {
+                let old = std::mem::take(&mut t.parts);
+                write_manifest(dir, &state.manifest)?;
+                for p in old {
+                    let _ = std::fs::remove_file(dir.join("tables").join(&table).join(&p.file));
+                }
+            }
+        }
+    }
+    state.applied_lsn = state.applied_lsn.max(lsn);
+    Ok(())
+}
+
+/// Replaces the manifest atomically: temporary file, fsync, rename, fsync of the directory.
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let tmp = dir.join("manifest.json.tmp");
+    let path = dir.join("manifest.json");
+    let text = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Damaged(e.to_string()))?;
+    let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(&text).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating) a data directory and replays the WAL into the buffers.
+    pub fn open(dir: &Path, wal_options: WalOptions) -> Result<Store> {
+        std::fs::create_dir_all(dir.join("tables")).map_err(|e| Error::io(dir, e))?;
+        let manifest_path = dir.join("manifest.json");
+        let manifest: Manifest = match std::fs::read(&manifest_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Damaged(format!("manifest.json: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest { version: 1, ..Manifest::default() },
+            Err(e) => return Err(Error::io(&manifest_path, e)),
+        };
+        let schemas = manifest
+            .tables
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), table_schema(t)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let flushed = manifest.flushed_lsn;
+        let mut state = State { manifest, schemas, buffers: HashMap::new(), applied_lsn: flushed };
+        let mut replay_error = None;
+        let wal = Wal::open(&dir.join("wal"), wal_options, flushed, |lsn, payload| {
+            let result = codec::decode(payload).map_err(Error::arrow).and_then(|op| apply(&mut state, dir, op, lsn));
+            if let Err(e) = result {
+                replay_error.get_or_insert(e);
+            }
+            Ok(())
+        })
+        .map_err(Error::Wal)?;
+        if let Some(e) = replay_error {
+            return Err(e);
+        }
+        Ok(Store { dir: dir.to_path_buf(), wal, state: Arc::new(Mutex::new(state)) })
+    }
+
+    /// Creates a table; creating one that exists with the same definition does nothing.
+    pub fn create_table(&self, def: &TableDef) -> Result<()> {
+        PartitionKey::parse(def.partition_key.as_deref()).map_err(Error::Invalid)?;
+        for k in &def.sorting_key {
+            if !def.columns.iter().any(|(n, _)| n == k) {
+                return Err(Error::Invalid(format!("sorting key column '{k}' does not exist")));
+            }
+        }
+        let entry = ManifestTable {
+            columns: def.columns.iter().map(|(n, t)| (n.clone(), t.to_string())).collect(),
+            sorting_key: def.sorting_key.clone(),
+            partition_key: def.partition_key.clone(),
+            parts: Vec::new(),
+        };
+        let schema = table_schema(&entry)?;
+        let mut state = lock(&self.state);
+        if let Some(existing) = state.manifest.tables.get(&def.name) {
+            if existing.columns == entry.columns
+                && existing.sorting_key == entry.sorting_key
+                && existing.partition_key == entry.partition_key
+            {
+                return Ok(());
+            }
+            return Err(Error::Invalid(format!("Data Source '{}' already exists with another definition", def.name)));
+        }
+        state.manifest.tables.insert(def.name.clone(), entry);
+        write_manifest(&self.dir, &state.manifest)?;
+        std::fs::create_dir_all(self.dir.join("tables").join(&def.name)).map_err(|e| Error::io(&self.dir, e))?;
+        state.schemas.insert(def.name.clone(), schema);
+        Ok(())
+    }
+
+    /// The Arrow schema of a table.
+    pub fn schema(&self, table: &str) -> Result<SchemaRef> {
+        lock(&self.state).schemas.get(table).cloned().ok_or_else(|| Error::NoSuchTable(table.to_string()))
+    }
+
+    /// Names of the tables.
+    pub fn tables(&self) -> Vec<String> {
+        lock(&self.state).manifest.tables.keys().cloned().collect()
+    }
+
+    /// Appends rows; returns once they are durable and visible to [`scan`](Self::scan).
+    pub fn append(&self, table: &str, batch: RecordBatch) -> Result<Lsn> {
+        let expected = self.schema(table)?;
+        if batch.schema().fields() != expected.fields() {
+            return Err(Error::Invalid(format!("rows do not match the schema of '{table}'")));
+        }
+        self.log(Op::Append { table: table.to_string(), batch })
+    }
+
+    /// Removes every row of a table (buffer and parts).
+    pub fn truncate(&self, table: &str) -> Result<Lsn> {
+        self.schema(table)?;
+        self.log(Op::Truncate { table: table.to_string() })
+    }
+
+    fn log(&self, op: Op) -> Result<Lsn> {
+        let payload = codec::encode(&op).map_err(Error::arrow)?;
+        let state = self.state.clone();
+        let dir = self.dir.clone();
+        let failure: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+        let fail = failure.clone();
+        let lsn = self
+            .wal
+            .append_then(
+                payload,
+                Some(Box::new(move |lsn| {
+                    if let Err(e) = apply(&mut lock(&state), &dir, op, lsn)
+                        && let Ok(mut f) = fail.lock()
+                    {
+                        *f = Some(e);
+                    }
+                })),
+            )
+            .map_err(Error::Wal)?;
+        if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
+            return Err(e);
+        }
+        Ok(lsn)
+    }
+
+    /// Writes every buffer to sorted Parquet parts and advances the manifest; returns the rows
+    /// written.
+    pub fn flush(&self) -> Result<u64> {
+        let (taken, covered, defs) = {
+            let mut state = lock(&self.state);
+            let covered = state.applied_lsn;
+            let mut taken = Vec::new();
+            for (name, buf) in state.buffers.iter_mut() {
+                if !buf.batches.is_empty() {
+                    taken.push((name.clone(), std::mem::take(&mut buf.batches), buf.generation));
+                    buf.rows = 0;
+                    buf.bytes = 0;
+                }
+            }
+            let defs: HashMap<String, ManifestTable> = taken
+                .iter()
+                .filter_map(|(n, _, _)| state.manifest.tables.get(n).map(|t| (n.clone(), t.clone())))
+                .collect();
+            (taken, covered, defs)
+        };
+        let mut written: Vec<(String, u64, Vec<PartMeta>)> = Vec::new();
+        let mut rows = 0;
+        let mut next_part = lock(&self.state).manifest.next_part;
+        for (name, batches, generation) in taken {
+            let def = defs.get(&name).ok_or_else(|| Error::NoSuchTable(name.clone()))?;
+            let schema = batches[0].schema();
+            let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
+            let key = PartitionKey::parse(def.partition_key.as_deref()).map_err(Error::Invalid)?;
+            let parts_of_table = self.write_parts(&name, &all, &key, &def.sorting_key, &mut next_part)?;
+            rows += all.num_rows() as u64;
+            written.push((name, generation, parts_of_table));
+        }
+        let mut state = lock(&self.state);
+        for (name, generation, parts) in written {
+            let current = state.buffers.get(&name).map_or(0, |b| b.generation);
+            if current != generation {
+                // Truncated while we wrote: these rows are gone.
+                for p in parts {
+                    let _ = std::fs::remove_file(self.dir.join("tables").join(&name).join(&p.file));
+                }
+                continue;
+            }
+            if let Some(t) = state.manifest.tables.get_mut(&name) {
+                t.parts.extend(parts);
+            }
+        }
+        state.manifest.next_part = next_part;
+        state.manifest.flushed_lsn = state.manifest.flushed_lsn.max(covered);
+        write_manifest(&self.dir, &state.manifest)?;
+        drop(state);
+        self.wal.truncate_through(covered).map_err(Error::Wal)?;
+        Ok(rows)
+    }
+
+    fn write_parts(
+        &self,
+        table: &str,
+        batch: &RecordBatch,
+        key: &PartitionKey,
+        sorting_key: &[String],
+        next_part: &mut u64,
+    ) -> Result<Vec<PartMeta>> {
+        let partitions = key.values(batch).map_err(Error::Invalid)?;
+        let mut groups: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for (i, p) in partitions.iter().enumerate() {
+            groups.entry(p.as_str()).or_default().push(i as u32);
+        }
+        let mut out = Vec::new();
+        for (partition, indices) in groups {
+            let rows =
+                arrow_select::take::take_record_batch(batch, &UInt32Array::from(indices)).map_err(Error::arrow)?;
+            let sorted = sort(&rows, sorting_key)?;
+            let file = format!("{:010}.parquet", *next_part);
+            *next_part += 1;
+            let bytes = part::write(&self.dir.join("tables").join(table).join(&file), &sorted)?;
+            out.push(PartMeta { file, partition: partition.to_string(), rows: sorted.num_rows() as u64, bytes });
+        }
+        File::open(self.dir.join("tables").join(table))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(&self.dir, e))?;
+        Ok(out)
+    }
+
+    /// Every row of a table: its parts, then its buffer.
+    pub fn scan(&self, table: &str) -> Result<Vec<RecordBatch>> {
+        let (parts, buffered) = {
+            let state = lock(&self.state);
+            let t = state.manifest.tables.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+            (t.parts.clone(), state.buffers.get(table).map(|b| b.batches.clone()).unwrap_or_default())
+        };
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend(part::read(&self.dir.join("tables").join(table).join(&p.file))?);
+        }
+        out.extend(buffered);
+        Ok(out)
+    }
+
+    /// The parts of a table.
+    pub fn parts(&self, table: &str) -> Result<Vec<PartMeta>> {
+        let state = lock(&self.state);
+        Ok(state.manifest.tables.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?.parts.clone())
+    }
+
+    /// Rows and bytes of a table.
+    pub fn stats(&self, table: &str) -> Result<TableStats> {
+        let state = lock(&self.state);
+        let t = state.manifest.tables.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+        let buf = state.buffers.get(table);
+        Ok(TableStats {
+            rows: t.parts.iter().map(|p| p.rows).sum::<u64>() + buf.map_or(0, |b| b.rows as u64),
+            bytes: t.parts.iter().map(|p| p.bytes).sum::<u64>() + buf.map_or(0, |b| b.bytes as u64),
+        })
+    }
+
+    /// Bytes held in buffers across tables (for the memory budget).
+    pub fn buffered_bytes(&self) -> usize {
+        lock(&self.state).buffers.values().map(|b| b.bytes).sum()
+    }
+
+    /// The write-ahead log (for its counters).
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+}
+
+/// Sorts a batch by the sorting key columns (stable, nulls first as ClickHouse does).
+fn sort(batch: &RecordBatch, sorting_key: &[String]) -> Result<RecordBatch> {
+    if sorting_key.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let columns = sorting_key
+        .iter()
+        .map(|k| {
+            let values = batch.column_by_name(k).ok_or_else(|| Error::Invalid(format!("no column '{k}'")))?.clone();
+            Ok(SortColumn { values, options: None })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let indices = lexsort_to_indices(&columns, None).map_err(Error::arrow)?;
+    arrow_select::take::take_record_batch(batch, &indices).map_err(Error::arrow)
+}
