@@ -28,6 +28,9 @@ pub enum Error {
     /// A definition the engine cannot store, or data that does not match its table.
     #[error("{0}")]
     Invalid(String),
+    /// A query failed (parse, plan or execution).
+    #[error("{0}")]
+    Query(String),
     /// The stored state is damaged.
     #[error("damaged data directory: {0}")]
     Damaged(String),

@@ -9,5 +9,6 @@ pub mod embedded;
 mod error;
 pub mod ingest;
 pub mod wal;
+pub mod workspace;
 
 pub use error::{Error, Result};

@@ -1,3 +1,4 @@
 //! Integration tests of the engine crate.
 
 mod store;
+mod workspace;

@@ -1,0 +1,320 @@
+//! A workspace's data plane: its data sources (with their `_quarantine` companions), the
+//! store they live in, ingestion of events, and SQL over them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use arrow_array::RecordBatch;
+use datafiles::{ChType, ColumnDefault, Datasource, EngineKind, Project, SourceFile};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::embedded::store::{Store, TableDef};
+use crate::ingest::arrow::batch;
+use crate::ingest::rows::{Quarantined, RowConverter};
+use crate::ingest::value::Cell;
+use crate::wal::WalOptions;
+use crate::{Error, Result};
+
+/// Options for opening a workspace.
+#[derive(Debug, Clone, Default)]
+pub struct WorkspaceOptions {
+    /// WAL tuning.
+    pub wal: WalOptions,
+}
+
+/// What deploying a data source did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployed {
+    /// It did not exist and was created.
+    Created,
+    /// It existed with the same definition.
+    Unchanged,
+}
+
+/// The outcome of an ingestion request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Ingested {
+    /// Rows stored in the data source.
+    pub successful_rows: u64,
+    /// Rows stored in its quarantine.
+    pub quarantined_rows: u64,
+}
+
+struct Entry {
+    datasource: Datasource,
+    text: String,
+    converter: RowConverter,
+    columns: Vec<(String, ChType)>,
+    quarantine_columns: Vec<(String, ChType)>,
+}
+
+/// An open workspace.
+pub struct Workspace {
+    dir: PathBuf,
+    store: Arc<Store>,
+    catalog: RwLock<BTreeMap<String, Arc<Entry>>>,
+}
+
+/// Suffix of the quarantine companion of a data source.
+pub const QUARANTINE: &str = "_quarantine";
+
+/// The sorting columns the embedded engine uses for a sorting key: plain columns, or the column
+/// inside a (monotonic) function of one column such as `toDate(timestamp)`.
+fn sorting_columns(ds: &Datasource) -> Result<Vec<String>> {
+    let key = ds.engine.sorting_key.trim();
+    let key = key.strip_prefix("tuple(").and_then(|k| k.strip_suffix(')')).unwrap_or(key);
+    let mut out = Vec::new();
+    for part in split_top_level(key) {
+        let p = part.trim().trim_matches('`');
+        if p.is_empty() {
+            continue;
+        }
+        let column = match p.split_once('(') {
+            Some((_, inner)) => inner.trim_end_matches(')').trim().trim_matches('`').to_string(),
+            None => p.to_string(),
+        };
+        if ds.column(&column).is_none() {
+            return Err(Error::Invalid(format!(
+                "ENGINE_SORTING_KEY '{}' is not supported by the embedded engine",
+                ds.engine.sorting_key
+            )));
+        }
+        out.push(column);
+    }
+    Ok(out)
+}
+
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn entry(ds: Datasource, text: String) -> Result<Entry> {
+    if ds.engine.kind != EngineKind::MergeTree {
+        return Err(Error::Invalid(format!(
+            "ENGINE {} is not supported by the embedded engine yet; use MergeTree",
+            ds.engine.kind.name()
+        )));
+    }
+    if let Some(c) =
+        ds.columns.iter().find(|c| matches!(c.default, Some(ColumnDefault::Materialized(_) | ColumnDefault::Alias(_))))
+    {
+        return Err(Error::Invalid(format!(
+            "column '{}': MATERIALIZED and ALIAS columns are not supported by the embedded engine yet",
+            c.name
+        )));
+    }
+    for c in &ds.columns {
+        c.ty.arrow().map_err(|e| Error::Invalid(format!("column '{}': {}", c.name, e.0)))?;
+    }
+    let converter = RowConverter::new(&ds).map_err(|e| Error::Invalid(e.to_string()))?;
+    let columns: Vec<(String, ChType)> = ds.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect();
+    let nullable_string = ChType::Nullable(Box::new(ChType::String));
+    let mut quarantine_columns: Vec<(String, ChType)> =
+        columns.iter().map(|(n, _)| (n.clone(), nullable_string.clone())).collect();
+    quarantine_columns.push(("c__error_column".into(), ChType::Array(Box::new(ChType::String))));
+    quarantine_columns.push(("c__error".into(), ChType::Array(Box::new(ChType::String))));
+    quarantine_columns.push(("c__import_id".into(), nullable_string));
+    quarantine_columns.push(("insertion_date".into(), ChType::DateTime { tz: None }));
+    Ok(Entry { datasource: ds, text, converter, columns, quarantine_columns })
+}
+
+fn parse_datasource(name: &str, text: &str) -> Result<Datasource> {
+    let file = SourceFile { path: PathBuf::from(format!("{name}.datasource")), text: text.to_string() };
+    match Project::from_files(vec![file]) {
+        Ok(mut p) => p.datasources.pop().ok_or_else(|| Error::Invalid("no data source".into())),
+        Err(datafiles::Error::Invalid(d)) => Err(Error::Invalid(
+            d.iter()
+                .filter(|d| d.severity == datafiles::Severity::Error)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )),
+        Err(e) => Err(Error::Invalid(e.to_string())),
+    }
+}
+
+impl Workspace {
+    /// Opens a data directory: the store (replaying the WAL) and the data source definitions.
+    pub fn open(dir: &Path, options: WorkspaceOptions) -> Result<Workspace> {
+        let store = Arc::new(Store::open(dir, options.wal)?);
+        let defs = dir.join("datasources");
+        std::fs::create_dir_all(&defs).map_err(|e| Error::io(&defs, e))?;
+        let mut catalog = BTreeMap::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&defs)
+            .map_err(|e| Error::io(&defs, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        for path in files {
+            if path.extension().and_then(|e| e.to_str()) != Some("datasource") {
+                continue;
+            }
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let ds = parse_datasource(&name, &text).map_err(|e| Error::Damaged(format!("{}: {e}", path.display())))?;
+            catalog.insert(name, Arc::new(entry(ds, text)?));
+        }
+        Ok(Workspace { dir: dir.to_path_buf(), store, catalog: RwLock::new(catalog) })
+    }
+
+    fn entry(&self, name: &str) -> Result<Arc<Entry>> {
+        self.catalog
+            .read()
+            .map_err(|_| Error::Damaged("catalog lock".into()))?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchTable(name.to_string()))
+    }
+
+    /// Creates a data source from its `.datasource` text; deploying the same definition again
+    /// changes nothing, a different one is refused.
+    pub fn deploy_datasource(&self, name: &str, text: &str) -> Result<Deployed> {
+        let ds = parse_datasource(name, text)?;
+        let new = entry(ds, text.to_string())?;
+        if let Ok(existing) = self.entry(name) {
+            if existing.columns == new.columns && existing.datasource.engine == new.datasource.engine {
+                return Ok(Deployed::Unchanged);
+            }
+            return Err(Error::Invalid(format!(
+                "Data Source '{name}' already exists with a different schema; changing it is not supported yet"
+            )));
+        }
+        let def = TableDef {
+            name: name.to_string(),
+            columns: new.columns.clone(),
+            sorting_key: sorting_columns(&new.datasource)?,
+            partition_key: new.datasource.engine.partition_key.clone(),
+        };
+        self.store.create_table(&def)?;
+        self.store.create_table(&TableDef {
+            name: format!("{name}{QUARANTINE}"),
+            columns: new.quarantine_columns.clone(),
+            sorting_key: vec!["insertion_date".into()],
+            partition_key: None,
+        })?;
+        let path = self.dir.join("datasources").join(format!("{name}.datasource"));
+        let tmp = path.with_extension("datasource.tmp");
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        self.catalog
+            .write()
+            .map_err(|_| Error::Damaged("catalog lock".into()))?
+            .insert(name.to_string(), Arc::new(new));
+        Ok(Deployed::Created)
+    }
+
+    /// The definition of a data source.
+    pub fn datasource(&self, name: &str) -> Option<Datasource> {
+        self.entry(name).ok().map(|e| e.datasource.clone())
+    }
+
+    /// The `.datasource` text a data source was created from.
+    pub fn datasource_text(&self, name: &str) -> Option<String> {
+        self.entry(name).ok().map(|e| e.text.clone())
+    }
+
+    /// Names of the data sources.
+    pub fn datasources(&self) -> Vec<String> {
+        self.catalog.read().map(|c| c.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Ingests NDJSON text: good rows into the data source, the others into its quarantine.
+    /// Returns once both are durable and visible.
+    pub fn ingest_ndjson(&self, name: &str, body: &str, import_id: &str) -> Result<Ingested> {
+        let e = self.entry(name)?;
+        let now = chrono::Utc::now();
+        let now_nanos = now.timestamp_nanos_opt().unwrap_or(0);
+        let mut good: Vec<Vec<Cell>> = Vec::new();
+        let mut bad: Vec<Vec<Cell>> = Vec::new();
+        for line in body.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim().is_empty() {
+                continue;
+            }
+            match e.converter.convert(line, now_nanos) {
+                Ok(row) => good.push(row),
+                Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
+            }
+        }
+        let result = Ingested { successful_rows: good.len() as u64, quarantined_rows: bad.len() as u64 };
+        if !good.is_empty() {
+            let b = batch(&e.columns, &good).map_err(Error::arrow)?;
+            self.store.append(name, b)?;
+        }
+        if !bad.is_empty() {
+            let b = batch(&e.quarantine_columns, &bad).map_err(Error::arrow)?;
+            self.store.append(&format!("{name}{QUARANTINE}"), b)?;
+        }
+        Ok(result)
+    }
+
+    /// Runs a read query over the workspace's tables.
+    pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        let config = SessionConfig::new().with_information_schema(false).with_target_partitions(2);
+        let ctx = SessionContext::new_with_config(config);
+        let mut rows_read = 0u64;
+        let mut bytes_read = 0u64;
+        for table in datafiles::table_references(sql) {
+            let Ok(schema) = self.store.schema(&table) else { continue };
+            let batches = self.store.scan(&table)?;
+            rows_read += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            bytes_read += batches.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
+            let provider = MemTable::try_new(schema, vec![batches]).map_err(|e| Error::Query(e.to_string()))?;
+            ctx.register_table(table.as_str(), Arc::new(provider)).map_err(|e| Error::Query(e.to_string()))?;
+        }
+        let df = ctx.sql(sql).await.map_err(|e| Error::Query(e.to_string()))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| Error::Query(e.to_string()))?;
+        Ok(QueryOutput { schema, batches, rows_read, bytes_read })
+    }
+
+    /// Writes buffered rows to Parquet.
+    pub fn flush(&self) -> Result<u64> {
+        self.store.flush()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// A query's result.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Result schema.
+    pub schema: arrow_schema::SchemaRef,
+    /// Result rows.
+    pub batches: Vec<RecordBatch>,
+    /// Rows scanned.
+    pub rows_read: u64,
+    /// Bytes scanned.
+    pub bytes_read: u64,
+}
+
+fn quarantine_row(q: Quarantined, import_id: &str, now_secs: i64) -> Vec<Cell> {
+    let mut row: Vec<Cell> = q.values.into_iter().map(|v| v.map_or(Cell::Null, Cell::Str)).collect();
+    row.push(Cell::List(q.error_columns.into_iter().map(Cell::Str).collect()));
+    row.push(Cell::List(q.errors.into_iter().map(Cell::Str).collect()));
+    row.push(Cell::Str(import_id.to_string()));
+    row.push(Cell::Time(now_secs));
+    row
+}
