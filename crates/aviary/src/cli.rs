@@ -20,12 +20,50 @@ enum Command {
     /// Work with pipe SQL templates (the language of `.pipe` nodes).
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Run the server: the analytics API over a data directory.
+    Serve(Box<ServeArgs>),
     /// Check a datafile project (`.datasource` and `.pipe` files under DIR) and print every
     /// problem; exits 1 when there are errors.
     Check {
         /// The project directory.
         dir: std::path::PathBuf,
     },
+}
+
+/// `aviary serve` settings: every option a flag with an `AVIARY_*` variable and a default.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Directory holding all data (created if missing).
+    #[arg(long, env = "AVIARY_DATA_DIR", default_value = "./aviary-data")]
+    pub data_dir: std::path::PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "AVIARY_LISTEN", default_value = "127.0.0.1:7181")]
+    pub listen: std::net::SocketAddr,
+    /// Workspace admin token (also the key JWTs are signed with). Generated on first start and
+    /// stored in the data directory when not given.
+    #[arg(long, env = "AVIARY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Workspace id (a UUID); generated on first start when not given.
+    #[arg(long, env = "AVIARY_WORKSPACE_ID")]
+    pub workspace_id: Option<String>,
+    /// Datafile project to deploy at start (data sources are created; an unchanged project is a no-op).
+    #[arg(long, env = "AVIARY_PROJECT")]
+    pub project: Option<std::path::PathBuf>,
+    /// Largest request body, in bytes (compressed).
+    #[arg(long, env = "AVIARY_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest request body after decompression, in bytes.
+    #[arg(long, env = "AVIARY_MAX_DECOMPRESSED_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_decompressed_bytes: usize,
+    /// Buffered (not yet Parquet) bytes past which ingestion answers 503 until a flush.
+    #[arg(long, env = "AVIARY_MAX_BUFFER_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub max_buffer_bytes: usize,
+    /// Milliseconds between writes of buffered rows to Parquet.
+    #[arg(long, env = "AVIARY_FLUSH_INTERVAL_MS", default_value_t = 1000)]
+    pub flush_interval_ms: u64,
+    /// Documentation base URL used in error bodies.
+    #[arg(long, env = "AVIARY_DOCS_BASE_URL", default_value = "https://www.tinybird.co/docs")]
+    pub docs_base_url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +88,7 @@ impl Cli {
         let result = match self.command {
             Command::Template(cmd) => cmd.run(),
             Command::Check { dir } => check(&dir),
+            Command::Serve(args) => crate::serve::run(*args),
         };
         match result {
             Ok(code) => code,

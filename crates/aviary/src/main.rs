@@ -1,6 +1,7 @@
 //! The `aviary` binary: parses flags and dispatches to the library crates.
 
 mod cli;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -104,6 +104,7 @@ pub fn convert(ty: &ChType, v: &Json) -> Result<Cell, String> {
             let text = match v {
                 Json::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
                 Json::String(s) => s.clone(),
+                Json::Bool(b) => u8::from(*b).to_string(),
                 _ => return Err(err()),
             };
             if *bits > 64 {

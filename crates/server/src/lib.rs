@@ -1,0 +1,110 @@
+//! Aviary's HTTP server. Today: the analytics API under `/v0` — health, the Events API, the
+//! Data Sources API and the SQL API — over an `engine::workspace::Workspace`. It owns routing,
+//! authentication of requests, request and response formats and the mapping of errors to
+//! statuses; it knows nothing of storage internals.
+
+pub mod error;
+pub mod format;
+mod infer;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::workspace::{Workspace, WorkspaceOptions};
+use tokio::net::TcpListener;
+
+/// Server settings (the binary fills them from flags and `AVIARY_*` variables).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where everything is stored.
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The workspace admin token (also the key JWTs are signed with).
+    pub admin_token: String,
+    /// The workspace id.
+    pub workspace_id: String,
+    /// Largest request body accepted (compressed), in bytes.
+    pub max_body_bytes: usize,
+    /// Largest body after decompression, in bytes.
+    pub max_decompressed_bytes: usize,
+    /// Buffered bytes past which ingestion answers 503 (back-pressure) until a flush.
+    pub max_buffer_bytes: usize,
+    /// How often buffered rows are written to Parquet.
+    pub flush_interval: Duration,
+    /// Documentation base URL used in error bodies.
+    pub docs_base_url: String,
+}
+
+/// Shared state of the handlers.
+pub struct AppState {
+    /// The workspace.
+    pub workspace: Arc<Workspace>,
+    /// Settings.
+    pub config: Config,
+}
+
+/// A built server, bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Opens the data directory (replaying the WAL) and binds the listener.
+    pub async fn build(config: Config) -> Result<Application, Box<dyn std::error::Error + Send + Sync>> {
+        let dir = config.data_dir.clone();
+        let workspace =
+            tokio::task::spawn_blocking(move || Workspace::open(&dir, WorkspaceOptions::default())).await??;
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Application { listener, state: Arc::new(AppState { workspace: Arc::new(workspace), config }) })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The workspace (to deploy a project before serving).
+    pub fn workspace(&self) -> Arc<Workspace> {
+        self.state.workspace.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and flushes buffers.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let flusher = tokio::spawn(flush_loop(state.clone()));
+        let app = routes::router(state.clone());
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        flusher.abort();
+        let ws = state.workspace.clone();
+        match tokio::task::spawn_blocking(move || ws.flush()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "final flush failed; the WAL keeps the rows"),
+            Err(e) => tracing::error!(error = %e, "final flush panicked; the WAL keeps the rows"),
+            Ok(Ok(_)) => {}
+        }
+        served
+    }
+}
+
+/// Writes buffered rows to Parquet every `flush_interval`.
+async fn flush_loop(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.config.flush_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ws = state.workspace.clone();
+        if ws.store().buffered_bytes() == 0 {
+            continue;
+        }
+        match tokio::task::spawn_blocking(move || ws.flush()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "flush failed; rows stay in the WAL"),
+            Err(e) => tracing::error!(error = %e, "flush panicked; rows stay in the WAL"),
+            Ok(Ok(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! `/v0/datasources`: create from a schema, list, get (info JSON or the `.datasource` text),
+//! append NDJSON, truncate (spec `analytics-api.md` §13).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use datafiles::{ColumnDefault, Datasource};
+use serde_json::{Value as Json, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use engine::workspace::QUARANTINE;
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::json(StatusCode::NOT_FOUND, format!("Data Source '{name}' does not exist"))
+}
+
+fn valid_name(name: &str) -> bool {
+    const RESERVED: [&str; 8] = ["tinybird", "system", "organization", "select", "from", "where", "table", "database"];
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 256
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.ends_with(QUARANTINE)
+        && !RESERVED.contains(&name.to_ascii_lowercase().as_str())
+}
+
+/// The data source info object (spec §13.3).
+fn info(state: &AppState, name: &str, ds: &Datasource) -> Json {
+    let stats = state.workspace.store().stats(name).unwrap_or_default();
+    let quarantine_rows = state.workspace.store().stats(&format!("{name}{QUARANTINE}")).map(|s| s.rows).unwrap_or(0);
+    let columns: Vec<Json> = ds
+        .columns
+        .iter()
+        .map(|c| {
+            let default_value = c.default.as_ref().map(|d| match d {
+                ColumnDefault::Default(e) => format!("DEFAULT {e}"),
+                ColumnDefault::Materialized(e) => format!("MATERIALIZED {e}"),
+                ColumnDefault::Alias(e) => format!("ALIAS {e}"),
+            });
+            json!({
+                "name": c.name, "type": c.type_text, "jsonpath": c.json_path.as_ref().map(|p| p.text.clone()),
+                "default_value": default_value, "codec": c.codec, "nullable": c.ty.is_nullable(),
+                "normalized_name": c.name, "auto": false,
+            })
+        })
+        .collect();
+    let sql_schema = ds
+        .columns
+        .iter()
+        .map(|c| match &c.json_path {
+            Some(p) => format!("`{}` {} `json:{}`", c.name, c.type_text, p.text),
+            None => format!("`{}` {}", c.name, c.type_text),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let e = &ds.engine;
+    let mut engine_full = e.kind.name().to_string();
+    if let Some(p) = &e.partition_key {
+        engine_full.push_str(&format!(" PARTITION BY {p}"));
+    }
+    engine_full.push_str(&format!(" ORDER BY ({})", e.sorting_key));
+    if let Some(t) = &e.ttl {
+        engine_full.push_str(&format!(" TTL {t}"));
+    }
+    let id: String = {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in name.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+        format!("t_{h:016x}{:016x}", h.rotate_left(17) ^ 0x9e3779b97f4a7c15)
+    };
+    json!({
+        "id": id,
+        "name": name,
+        "description": ds.description.clone().unwrap_or_default(),
+        "type": if ds.is_ndjson() { "ndjson" } else { "csv" },
+        "cluster": "aviary",
+        "engine": {"engine": e.kind.name(), "engine_full": engine_full, "sorting_key": e.sorting_key,
+                   "partition_key": e.partition_key.clone().unwrap_or_default(), "ttl": e.ttl.clone().unwrap_or_default()},
+        "schema": {"columns": columns, "sql_schema": sql_schema},
+        "statistics": {"bytes": stats.bytes, "row_count": stats.rows},
+        "used_by": [],
+        "created_at": "", "updated_at": "", "errors_discarded_at": null,
+        "headers": {}, "indexes": [],
+        "last_commit": {"content_sha": "", "path": "", "status": "ok"},
+        "new_columns_detected": false, "project": null, "replicated": false, "shared_with": [],
+        "tags": {}, "version": ds.version.unwrap_or(0),
+        "quarantine_rows": quarantine_rows,
+        "tenant_key": ds.tenant_key,
+    })
+}
+
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = super::require_admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    let all: Vec<Json> = state
+        .workspace
+        .datasources()
+        .iter()
+        .filter_map(|n| state.workspace.datasource(n).map(|d| info(&state, n, &d)))
+        .collect();
+    super::json_response(StatusCode::OK, &json!({ "datasources": all }))
+}
+
+pub(crate) async fn get_one(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = super::require_admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    if let Some(ds_name) = name.strip_suffix(".datasource") {
+        return match state.workspace.datasource_text(ds_name) {
+            Some(text) => {
+                let mut r = (StatusCode::OK, text).into_response();
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                r
+            }
+            None => not_found(ds_name).into_response(),
+        };
+    }
+    match state.workspace.datasource(&name) {
+        Some(ds) => super::json_response(StatusCode::OK, &info(&state, &name, &ds)),
+        None => not_found(&name).into_response(),
+    }
+}
+
+/// The `.datasource` text for a create-from-schema request.
+fn datafile_from_params(p: &HashMap<String, String>) -> Result<String, ApiError> {
+    let schema = p.get("schema").filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        ApiError::json(
+            StatusCode::BAD_REQUEST,
+            "schema is required to create a Data Source (or send events with a token that can create it)",
+        )
+    })?;
+    let mut text = String::new();
+    if let Some(d) = p.get("description") {
+        text.push_str(&format!("DESCRIPTION >\n    {}\n\n", d.replace('\n', "\n    ")));
+    }
+    text.push_str("SCHEMA >\n");
+    for line in schema.split('\n') {
+        text.push_str("    ");
+        text.push_str(line.trim());
+        text.push('\n');
+    }
+    text.push('\n');
+    let engine_params = [
+        ("engine", "ENGINE"),
+        ("engine_sorting_key", "ENGINE_SORTING_KEY"),
+        ("engine_partition_key", "ENGINE_PARTITION_KEY"),
+        ("engine_primary_key", "ENGINE_PRIMARY_KEY"),
+        ("engine_sampling_key", "ENGINE_SAMPLING_KEY"),
+        ("engine_ttl", "ENGINE_TTL"),
+        ("engine_settings", "ENGINE_SETTINGS"),
+        ("engine_ver", "ENGINE_VER"),
+        ("engine_is_deleted", "ENGINE_IS_DELETED"),
+        ("engine_sign", "ENGINE_SIGN"),
+        ("engine_version", "ENGINE_VERSION"),
+        ("engine_columns", "ENGINE_COLUMNS"),
+        ("tenant_key", "TENANT_KEY"),
+    ];
+    for (param, keyword) in engine_params {
+        if let Some(v) = p.get(param).filter(|v| !v.trim().is_empty()) {
+            text.push_str(&format!("{keyword} \"{}\"\n", v.replace('"', "\\\"")));
+        }
+    }
+    if let Some(idx) = p.get("indexes").filter(|v| !v.trim().is_empty()) {
+        text.push_str("\nINDEXES >\n");
+        for line in idx.split('\n') {
+            text.push_str(&format!("    {}\n", line.trim()));
+        }
+    }
+    Ok(text)
+}
+
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    Query(mut query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    if form {
+        for (k, v) in super::sql::form_pairs(&body) {
+            query.entry(k).or_insert(v);
+        }
+    }
+    if let Err(e) = super::require_admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    let Some(name) = query.get("name").cloned().filter(|n| !n.is_empty()) else {
+        return ApiError::json(StatusCode::BAD_REQUEST, "The name parameter is required").into_response();
+    };
+    if !valid_name(&name) {
+        return ApiError::json(StatusCode::BAD_REQUEST, format!("Invalid Data Source name \"{name}\"")).into_response();
+    }
+    let mode = query.get("mode").map_or("create", String::as_str).to_ascii_lowercase();
+    let ws = state.workspace.clone();
+    match mode.as_str() {
+        "create" => {
+            let text = match datafile_from_params(&query) {
+                Ok(t) => t,
+                Err(e) => return e.into_response(),
+            };
+            let (ws2, n2) = (ws.clone(), name.clone());
+            let result = tokio::task::spawn_blocking(move || ws2.deploy_datasource(&n2, &text)).await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return ApiError::engine(&e, false).into_response(),
+                Err(_) => return ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+            }
+            let ds = ws.datasource(&name).map(|d| info(&state, &name, &d)).unwrap_or_default();
+            super::json_response(StatusCode::OK, &json!({ "datasource": ds }))
+        }
+        "append" => {
+            let format = query.get("format").map_or("csv", String::as_str).to_ascii_lowercase();
+            if format != "ndjson" {
+                return ApiError::json(
+                    StatusCode::BAD_REQUEST,
+                    format!("format '{format}' is not supported yet, only ndjson"),
+                )
+                .into_response();
+            }
+            if ws.datasource(&name).is_none() {
+                return not_found(&name).into_response();
+            }
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let import_id = uuid::Uuid::new_v4().to_string();
+            let (ws2, n2, id2) = (ws.clone(), name.clone(), import_id.clone());
+            let result = tokio::task::spawn_blocking(move || ws2.ingest_ndjson(&n2, &text, &id2)).await;
+            let ingested = match result {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return ApiError::engine(&e, false).into_response(),
+                Err(_) => return ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+            };
+            let mut ds = ws.datasource(&name).map(|d| info(&state, &name, &d)).unwrap_or_default();
+            if let Some(o) = ds.as_object_mut() {
+                o.remove("schema");
+                o.remove("statistics");
+                o.remove("indexes");
+            }
+            let lines = ingested.successful_rows + ingested.quarantined_rows;
+            super::json_response(
+                StatusCode::OK,
+                &json!({
+                    "datasource": ds, "import_id": import_id, "invalid_lines": 0,
+                    "quarantine_rows": ingested.quarantined_rows, "error": false,
+                    "blocks": [{"block_id": import_id, "process_return": [{"lines": lines, "parser": "aviary", "quarantine": ingested.quarantined_rows, "invalid_lines": 0}]}]
+                }),
+            )
+        }
+        other => {
+            ApiError::json(StatusCode::BAD_REQUEST, format!("mode '{other}' is not supported yet")).into_response()
+        }
+    }
+}
+
+pub(crate) async fn truncate(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = super::require_admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    if state.workspace.datasource(&name).is_none() {
+        return not_found(&name).into_response();
+    }
+    let ws = state.workspace.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        ws.store().truncate(&name)?;
+        ws.store().truncate(&format!("{name}{QUARANTINE}"))
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => super::json_response(StatusCode::OK, &json!({})),
+        Ok(Err(e)) => ApiError::engine(&e, false).into_response(),
+        Err(_) => ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+    }
+}

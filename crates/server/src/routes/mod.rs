@@ -1,0 +1,104 @@
+//! The `/v0` router: CORS, request ids, token extraction, and the handlers of each API.
+
+mod datasources;
+mod events;
+mod health;
+mod sql;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v0/health", get(health::health))
+        .route("/v0/events", post(events::events))
+        .route("/v0/sql", get(sql::get_sql).post(sql::post_sql))
+        .route("/v0/datasources", get(datasources::list).post(datasources::create))
+        .route("/v0/datasources/", get(datasources::list).post(datasources::create))
+        .route("/v0/datasources/{name}", get(datasources::get_one))
+        .route("/v0/datasources/{name}/truncate", post(datasources::truncate))
+        .layer(middleware::from_fn(cors_and_request_id))
+        .with_state(state)
+}
+
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Requested-With, X-Tb-Warning";
+const EXPOSE_HEADERS: &str =
+    "X-Tb-Warning, X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
+
+/// CORS on every `/v0` route (preflights answered with 204, no authentication) and an
+/// `X-Request-ID` on every response.
+async fn cors_and_request_id(req: Request, next: Next) -> Response {
+    let is_events = req.uri().path().starts_with("/v0/events");
+    let requested = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    let mut response =
+        if req.method() == Method::OPTIONS { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    let allow_headers = match (is_events, requested) {
+        (true, Some(r)) => r,
+        _ => HeaderValue::from_static(ALLOW_HEADERS),
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(if is_events { "POST, OPTIONS" } else { "GET, POST, PUT, DELETE, OPTIONS" }),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert("x-request-id", v);
+    }
+    response
+}
+
+/// The request's token: the `token` argument first, then `Authorization: Bearer …`.
+pub(crate) fn token<'a>(query: &'a HashMap<String, String>, headers: &'a HeaderMap) -> Option<&'a str> {
+    if let Some(t) = query.get("token").filter(|t| !t.is_empty()) {
+        return Some(t);
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
+}
+
+/// Requires the workspace admin token (scoped tokens and JWTs arrive with the access layer).
+pub(crate) fn require_admin(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let docs = &state.config.docs_base_url;
+    match token(query, headers) {
+        None => Err(ApiError {
+            message: "invalid authentication token. Token is required".into(),
+            ..ApiError::forbidden(docs)
+        }),
+        Some(t) if constant_time_eq(t.as_bytes(), state.config.admin_token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError {
+            message: "invalid authentication token. Token not found".into(),
+            ..ApiError::forbidden(docs)
+        }),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A JSON response with exactly `Content-Type: application/json`.
+pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}

@@ -1,0 +1,213 @@
+//! `GET|POST /v0/sql`: read queries over data sources and their quarantines, with a trailing
+//! `FORMAT` (spec `analytics-api.md` §14). Admin token for now; scoped grants come with the
+//! access layer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::format::{self, Format, Statistics};
+
+const FORMATS: &str =
+    "JSON, JSONEachRow, JSONStrings, CSV, CSVWithNames, TSV, TSVWithNames, PrettyCompact, Parquet, Prometheus";
+const MAX_GET: usize = 8 * 1024;
+const RESERVED: [&str; 14] = [
+    "q",
+    "token",
+    "from",
+    "max_threads",
+    "pipeline",
+    "tag",
+    "semver",
+    "playground",
+    "finalize_aggregations",
+    "release_replacements",
+    "time",
+    "test",
+    "__tb__semver",
+    "template_parameters",
+];
+
+pub(crate) async fn get_sql(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let q = query.get("q").cloned();
+    if q.as_ref().is_some_and(|q| q.len() > MAX_GET) {
+        return ApiError::json(StatusCode::BAD_REQUEST, "The maximum size for a SQL query is 8KB.").into_response();
+    }
+    run(state, q, query, headers).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn post_sql(
+    State(state): State<Arc<AppState>>,
+    Query(mut query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mut q = query.get("q").cloned();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        for (k, v) in form_pairs(&body) {
+            query.entry(k.clone()).or_insert(v.clone());
+            if k == "q" {
+                q = Some(v);
+            }
+        }
+    } else if content_type.starts_with("application/json") {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(&body) {
+            for (k, v) in o {
+                let text = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                if k == "q" {
+                    q = Some(text.clone());
+                }
+                query.insert(k, text);
+            }
+        }
+    } else if !body.is_empty() {
+        q = Some(String::from_utf8_lossy(&body).into_owned());
+    }
+    run(state, q, query, headers).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let decode = |s: &str| -> String {
+        let s = s.replace('+', " ");
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%'
+                && i + 2 < b.len()
+                && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Splits a trailing `FORMAT <name>` off the SQL.
+fn split_format(sql: &str) -> (String, Option<String>) {
+    let trimmed = sql.trim_end().trim_end_matches(';').trim_end();
+    let words: Vec<&str> = trimmed.rsplitn(3, char::is_whitespace).collect();
+    if words.len() >= 2 && words[1].eq_ignore_ascii_case("FORMAT") {
+        let name = words[0].to_string();
+        let rest = trimmed[..trimmed.len() - name.len()].trim_end();
+        let rest = &rest[..rest.len() - "FORMAT".len()];
+        return (rest.trim_end().to_string(), Some(name));
+    }
+    (trimmed.to_string(), None)
+}
+
+fn first_keyword(sql: &str) -> String {
+    let mut s = sql.trim_start();
+    loop {
+        if let Some(r) = s.strip_prefix("--") {
+            s = r.split_once('\n').map_or("", |(_, rest)| rest).trim_start();
+        } else if let Some(r) = s.strip_prefix("/*") {
+            s = r.split_once("*/").map_or("", |(_, rest)| rest).trim_start();
+        } else if let Some(r) = s.strip_prefix('(') {
+            s = r.trim_start();
+        } else {
+            break;
+        }
+    }
+    s.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_uppercase()
+}
+
+async fn run(
+    state: Arc<AppState>,
+    q: Option<String>,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    super::require_admin(&state, &query, &headers)?;
+    let Some(q) = q.filter(|q| !q.trim().is_empty()) else {
+        return Err(ApiError::json(StatusCode::BAD_REQUEST, "missing q parameter. example q=select%201"));
+    };
+    let sql = match template::strip_activation(&q) {
+        Some(body) => {
+            let t = template::Template::parse(body).map_err(|e| template_error(&state, &e))?;
+            let params: template::Params = query
+                .iter()
+                .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            t.render(&params).map_err(|e| template_error(&state, &e))?.sql
+        }
+        None => q,
+    };
+    let (sql, format_name) = split_format(&sql);
+    let format = match format_name {
+        None => Format::Tsv,
+        Some(f) => Format::parse(&f).ok_or_else(|| {
+            ApiError::json(StatusCode::FORBIDDEN, format!("invalid format, available ones: {FORMATS}"))
+        })?,
+    };
+    if !matches!(first_keyword(&sql).as_str(), "SELECT" | "WITH" | "DESCRIBE" | "DESC" | "EXPLAIN") {
+        return Err(ApiError::json(StatusCode::BAD_REQUEST, "Only SELECT queries are allowed in the SQL API"));
+    }
+    let started = Instant::now();
+    let out = state.workspace.sql(&sql).await.map_err(|e| ApiError::engine(&e, false))?;
+    let stats =
+        Statistics { elapsed: started.elapsed().as_secs_f64(), rows_read: out.rows_read, bytes_read: out.bytes_read };
+    let limited = sql.to_ascii_uppercase().split_whitespace().any(|w| w == "LIMIT");
+    let body = format::encode(format, &out.schema, &out.batches, stats, limited)
+        .map_err(|e| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    let db =
+        serde_json::json!({"elapsed": stats.elapsed, "rows_read": stats.rows_read, "bytes_read": stats.bytes_read});
+    if let Ok(v) = HeaderValue::from_str(&db.to_string()) {
+        r.headers_mut().insert("x-db-statistics", v);
+    }
+    Ok(r)
+}
+
+fn template_error(state: &AppState, e: &template::Error) -> ApiError {
+    let body = e.body(&state.config.docs_base_url);
+    let documentation = body.get("documentation").and_then(|d| d.as_str()).map(str::to_string);
+    let message = body.get("error").and_then(|d| d.as_str()).map_or_else(|| body.to_string(), str::to_string);
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    ApiError { status, message, plain: false, documentation }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_and_keyword() {
+        assert_eq!(split_format("SELECT 1 FORMAT JSON"), ("SELECT 1".to_string(), Some("JSON".to_string())));
+        assert_eq!(split_format("select 1 format CSV;"), ("select 1".to_string(), Some("CSV".to_string())));
+        assert_eq!(split_format("SELECT format FROM t"), ("SELECT format FROM t".to_string(), None));
+        assert_eq!(first_keyword("-- c\n (SELECT 1)"), "SELECT");
+        assert_eq!(first_keyword("insert into t values (1)"), "INSERT");
+    }
+}

@@ -1,0 +1,332 @@
+//! The `/v0` routes of this issue, each with its errors: health, events, SQL, data sources,
+//! CORS.
+
+use std::io::Write;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "p.test-admin-token";
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    _dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn example(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../../examples/web-analytics/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+impl Server {
+    async fn start(name: &str) -> Server {
+        let dir = std::env::temp_dir().join(format!("aviary-api-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = server::Config {
+            data_dir: dir.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_token: TOKEN.into(),
+            workspace_id: "5a0c4c1e-1111-2222-3333-444455556666".into(),
+            max_body_bytes: 1024 * 1024,
+            max_decompressed_bytes: 4 * 1024 * 1024,
+            max_buffer_bytes: 64 * 1024 * 1024,
+            flush_interval: Duration::from_millis(50),
+            docs_base_url: "https://www.tinybird.co/docs".into(),
+        };
+        let app = server::Application::build(config).await.unwrap();
+        app.workspace().deploy_datasource("events", &example("datasources/events.datasource")).unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, wait) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = wait.await;
+            })
+            .await
+            .unwrap();
+        });
+        Server { base, client: reqwest::Client::new(), _dir: TempDir(dir), stop: Some(stop), handle: Some(handle) }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn events(&self, query: &str, body: impl Into<reqwest::Body>) -> (StatusCode, String) {
+        let r = self
+            .client
+            .post(self.url(&format!("/v0/events?{query}")))
+            .bearer_auth(TOKEN)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn sql(&self, q: &str) -> (StatusCode, Value) {
+        let r = self.client.get(self.url("/v0/sql")).query(&[("q", q)]).bearer_auth(TOKEN).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_and_cors() {
+    let s = Server::start("health").await;
+    let r = s.client.get(s.url("/v0/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    let pre = s
+        .client
+        .request(reqwest::Method::OPTIONS, s.url("/v0/events"))
+        .header("Access-Control-Request-Headers", "content-encoding, x-custom")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "*");
+    assert_eq!(pre.headers()["access-control-allow-headers"], "content-encoding, x-custom");
+    assert_eq!(pre.headers()["access-control-allow-methods"], "POST, OPTIONS");
+    let pre = s.client.request(reqwest::Method::OPTIONS, s.url("/v0/sql")).send().await.unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-methods"], "GET, POST, PUT, DELETE, OPTIONS");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn events_land_and_bad_rows_go_to_quarantine() {
+    let s = Server::start("events").await;
+    let (status, body) = s.events("name=events", example("fixtures/events.ndjson")).await;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body).unwrap()),
+        (StatusCode::ACCEPTED, json!({"successful_rows": 5, "quarantined_rows": 3}))
+    );
+    let (status, _) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    assert_eq!(status, StatusCode::OK);
+    // gzip, declared and sniffed.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(example("fixtures/events.ndjson").as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let r = s
+        .client
+        .post(s.url("/v0/events?name=events"))
+        .bearer_auth(TOKEN)
+        .header("Content-Encoding", "gzip")
+        .body(gz.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let (status, _) = s.events("name=events", gz).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, v) = s.sql("SELECT count(*) AS c FROM events FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 20);
+    let (_, v) = s.sql("SELECT count(*) AS c FROM events_quarantine FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 12);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn events_errors_are_plain_text() {
+    let s = Server::start("errors").await;
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (s.client.post(s.url("/v0/events?name=events")).body("{}"), StatusCode::FORBIDDEN, "Invalid token\n"),
+        (
+            s.client.post(s.url("/v0/events?name=events")).bearer_auth("p.wrong").body("{}"),
+            StatusCode::FORBIDDEN,
+            "Invalid token\n",
+        ),
+        (
+            s.client.post(s.url("/v0/events?name=events")).bearer_auth("eyJh.eyJi.c2ln").body("{}"),
+            StatusCode::FORBIDDEN,
+            "This API does not support JWT tokens\n",
+        ),
+        (
+            s.client.post(s.url("/v0/events")).bearer_auth(TOKEN).body("{}"),
+            StatusCode::BAD_REQUEST,
+            "Missing 'name' parameter\n",
+        ),
+        (
+            s.client.post(s.url("/v0/events?name=events&format=csv")).bearer_auth(TOKEN).body("a"),
+            StatusCode::NOT_IMPLEMENTED,
+            "Format 'csv' not implemented, only ndjson is supported\n",
+        ),
+        (
+            s.client
+                .post(s.url("/v0/events?name=events"))
+                .bearer_auth(TOKEN)
+                .header("Content-Encoding", "gzip")
+                .body("not gzip"),
+            StatusCode::BAD_REQUEST,
+            "Invalid gzip body\n",
+        ),
+        (
+            s.client.post(s.url("/v0/events?name=nope")).bearer_auth(TOKEN).body("not json"),
+            StatusCode::NOT_FOUND,
+            "Data Source 'nope' does not exist\n",
+        ),
+        (
+            s.client.post(s.url("/v0/events?name=events")).bearer_auth(TOKEN).body(vec![b'x'; 2 * 1024 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large, the maximum is 1048576 bytes\n",
+        ),
+    ];
+    for (req, status, body) in cases {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(r.text().await.unwrap(), body);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_data_sources_are_created_from_the_first_events() {
+    let s = Server::start("infer").await;
+    let (status, body) = s.events("name=clicks&wait=true", "{\"at\":\"2026-11-01 10:00:00\",\"n\":1,\"tags\":[\"a\"]}\n{\"at\":\"2026-11-01 10:00:01\",\"n\":2,\"tags\":[]}\n").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "{\"successful_rows\":2,\"quarantined_rows\":0}"));
+    let r = s.client.get(s.url("/v0/datasources/clicks.datasource")).bearer_auth(TOKEN).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("`at` DateTime64(3) `json:$.at`"), "{text}");
+    assert!(text.contains("`tags` Array(String) `json:$.tags[:]`"), "{text}");
+    let (_, v) = s.sql("SELECT sum(n) AS s FROM clicks FORMAT JSON").await;
+    assert_eq!(v["data"][0]["s"], 3);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sql_formats_and_errors() {
+    let s = Server::start("sql").await;
+    s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    let (status, v) = s.sql("SELECT org, timestamp, tags FROM events ORDER BY timestamp LIMIT 1 FORMAT JSON").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["meta"],
+        json!([{"name": "org", "type": "LowCardinality(String)"}, {"name": "timestamp", "type": "DateTime64(3)"}, {"name": "tags", "type": "Array(String)"}])
+    );
+    assert_eq!(v["data"][0], json!({"org": "acme", "timestamp": "2026-11-01 10:00:00.000", "tags": ["home"]}));
+    assert_eq!((v["rows"].clone(), v["rows_before_limit_at_least"].clone()), (json!(1), json!(1)));
+    assert!(v["statistics"]["elapsed"].is_number());
+    let r = s
+        .client
+        .get(s.url("/v0/sql"))
+        .query(&[("q", "SELECT org FROM events ORDER BY org LIMIT 2 FORMAT CSVWithNames")])
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(r.text().await.unwrap(), "\"org\"\n\"acme\"\n\"acme\"\n");
+    let r = s
+        .client
+        .post(s.url("/v0/sql"))
+        .bearer_auth(TOKEN)
+        .body("SELECT org FROM events ORDER BY org DESC LIMIT 1 FORMAT JSONEachRow")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "{\"org\":\"globex\"}\n");
+    let (status, v) = s.sql("SELECT 1 FORMAT XML").await;
+    assert_eq!(status, 403);
+    assert!(v["error"].as_str().unwrap().starts_with("invalid format, available ones: JSON, JSONEachRow"));
+    let (status, v) = s.sql("DROP TABLE events").await;
+    assert_eq!(
+        (status, v["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("Only SELECT queries are allowed in the SQL API"))
+    );
+    let (status, v) = s.sql("SELECT nope FROM events FORMAT JSON").await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().starts_with("[Error]"), "{v}");
+    let r = s.client.get(s.url("/v0/sql")).query(&[("q", "SELECT 1")]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid authentication token. Token is required");
+    assert_eq!(v["documentation"], "https://www.tinybird.co/docs/api-reference/overview#authentication");
+    let (status, v) = s.sql("% SELECT count(*) AS c FROM events WHERE org = {{String(org, 'acme')}} FORMAT JSON").await;
+    assert_eq!((status, v["data"][0]["c"].clone()), (StatusCode::OK, json!(3)));
+    let (status, v) = s.sql("% SELECT {{Int32(x)}} FORMAT JSON").await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().starts_with("Template Syntax Error: Required parameter is not defined"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn data_sources_api() {
+    let s = Server::start("ds").await;
+    let r = s
+        .client
+        .post(s.url("/v0/datasources"))
+        .bearer_auth(TOKEN)
+        .form(&[
+            ("name", "pings"),
+            ("schema", "`at` DateTime `json:$.at`, `org` String `json:$.org`"),
+            ("engine_sorting_key", "org, at"),
+            ("engine_partition_key", "toYYYYMM(at)"),
+            ("tenant_key", "org"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["datasource"]["name"], "pings");
+    assert_eq!(v["datasource"]["tenant_key"], "org");
+    assert_eq!(v["datasource"]["engine"]["sorting_key"], "org, at");
+    let r = s
+        .client
+        .post(s.url("/v0/datasources?mode=append&name=pings&format=ndjson"))
+        .bearer_auth(TOKEN)
+        .body("{\"at\":\"2026-11-01 10:00:00\",\"org\":\"a\"}\n{\"at\":\"bad\",\"org\":\"a\"}\n")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["quarantine_rows"].clone(), v["error"].clone()), (json!(1), json!(false)));
+    let v: Value =
+        s.client.get(s.url("/v0/datasources/pings")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!((v["statistics"]["row_count"].clone(), v["quarantine_rows"].clone()), (json!(1), json!(1)));
+    assert_eq!(v["schema"]["columns"][0]["jsonpath"], "$.at");
+    let v: Value =
+        s.client.get(s.url("/v0/datasources")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = v["datasources"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["events", "pings"]);
+    let r = s.client.post(s.url("/v0/datasources/pings/truncate")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, v) = s.sql("SELECT count(*) AS c FROM pings_quarantine FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 0);
+    let r = s.client.get(s.url("/v0/datasources/missing")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "Data Source 'missing' does not exist");
+    let r = s
+        .client
+        .post(s.url("/v0/datasources"))
+        .bearer_auth(TOKEN)
+        .form(&[("name", "x_quarantine"), ("schema", "a String")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    s.stop().await;
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the server: the real application on a random port, driven over HTTP.
+
+mod api;
