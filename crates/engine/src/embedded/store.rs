@@ -76,6 +76,9 @@ struct Manifest {
 #[derive(Debug, Default)]
 struct Buffer {
     batches: Vec<RecordBatch>,
+    /// Batches a flush is writing to Parquet: still read by queries until their parts are in
+    /// the manifest, so no row is ever invisible.
+    flushing: Vec<RecordBatch>,
     rows: usize,
     bytes: usize,
     /// Bumped by truncation, so a flush that raced with it discards what it wrote.
@@ -130,6 +133,7 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
         Op::Truncate { table } => {
             let buf = state.buffers.entry(table.clone()).or_default();
             buf.batches.clear();
+            buf.flushing.clear();
             buf.rows = 0;
             buf.bytes = 0;
             buf.generation += 1;
@@ -284,9 +288,9 @@ impl Store {
             let mut taken = Vec::new();
             for (name, buf) in state.buffers.iter_mut() {
                 if !buf.batches.is_empty() {
-                    taken.push((name.clone(), std::mem::take(&mut buf.batches), buf.generation));
-                    buf.rows = 0;
-                    buf.bytes = 0;
+                    let batches = std::mem::take(&mut buf.batches);
+                    taken.push((name.clone(), batches.clone(), buf.generation));
+                    buf.flushing = batches;
                 }
             }
             let defs: HashMap<String, ManifestTable> = taken
@@ -298,16 +302,31 @@ impl Store {
         let mut written: Vec<(String, u64, Vec<PartMeta>)> = Vec::new();
         let mut rows = 0;
         let mut next_part = lock(&self.state).manifest.next_part;
-        for (name, batches, generation) in taken {
-            let def = defs.get(&name).ok_or_else(|| Error::NoSuchTable(name.clone()))?;
-            let schema = batches[0].schema();
-            let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
-            let key = PartitionKey::parse(def.partition_key.as_deref()).map_err(Error::Invalid)?;
-            let parts_of_table = self.write_parts(&name, &all, &key, &def.sorting_key, &mut next_part)?;
-            rows += all.num_rows() as u64;
-            written.push((name, generation, parts_of_table));
-        }
+        let names: Vec<String> = taken.iter().map(|(n, _, _)| n.clone()).collect();
+        let result = (|| -> Result<()> {
+            for (name, batches, generation) in taken {
+                let def = defs.get(&name).ok_or_else(|| Error::NoSuchTable(name.clone()))?;
+                let schema = batches[0].schema();
+                let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
+                let key = PartitionKey::parse(def.partition_key.as_deref()).map_err(Error::Invalid)?;
+                let parts_of_table = self.write_parts(&name, &all, &key, &def.sorting_key, &mut next_part)?;
+                rows += all.num_rows() as u64;
+                written.push((name, generation, parts_of_table));
+            }
+            Ok(())
+        })();
         let mut state = lock(&self.state);
+        if let Err(e) = result {
+            // Nothing was published: the rows go back to the buffers, ahead of newer ones.
+            for name in names {
+                if let Some(buf) = state.buffers.get_mut(&name) {
+                    let mut back = std::mem::take(&mut buf.flushing);
+                    back.append(&mut buf.batches);
+                    buf.batches = back;
+                }
+            }
+            return Err(e);
+        }
         for (name, generation, parts) in written {
             let current = state.buffers.get(&name).map_or(0, |b| b.generation);
             if current != generation {
@@ -319,6 +338,12 @@ impl Store {
             }
             if let Some(t) = state.manifest.tables.get_mut(&name) {
                 t.parts.extend(parts);
+            }
+            // The rows are now in parts: stop reading them from memory.
+            if let Some(buf) = state.buffers.get_mut(&name) {
+                let flushed = std::mem::take(&mut buf.flushing);
+                buf.rows -= flushed.iter().map(RecordBatch::num_rows).sum::<usize>().min(buf.rows);
+                buf.bytes -= flushed.iter().map(RecordBatch::get_array_memory_size).sum::<usize>().min(buf.bytes);
             }
         }
         state.manifest.next_part = next_part;
@@ -363,7 +388,12 @@ impl Store {
         let (parts, buffered) = {
             let state = lock(&self.state);
             let t = state.manifest.tables.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
-            (t.parts.clone(), state.buffers.get(table).map(|b| b.batches.clone()).unwrap_or_default())
+            let buffered = state
+                .buffers
+                .get(table)
+                .map(|b| b.flushing.iter().chain(&b.batches).cloned().collect::<Vec<_>>())
+                .unwrap_or_default();
+            (t.parts.clone(), buffered)
         };
         let mut out = Vec::new();
         for p in parts {
