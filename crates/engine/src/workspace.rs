@@ -123,7 +123,7 @@ fn entry(ds: Datasource, text: String) -> Result<Entry> {
     for c in &ds.columns {
         c.ty.arrow().map_err(|e| Error::Invalid(format!("column '{}': {}", c.name, e.0)))?;
     }
-    let converter = RowConverter::new(&ds).map_err(|e| Error::Invalid(e.to_string()))?;
+    let converter = RowConverter::for_csv(&ds).map_err(|e| Error::Invalid(e.to_string()))?;
     let columns: Vec<(String, ChType)> = ds.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect();
     let nullable_string = ChType::Nullable(Box::new(ChType::String));
     let mut quarantine_columns: Vec<(String, ChType)> =
@@ -221,6 +221,17 @@ impl Workspace {
         Ok(Deployed::Created)
     }
 
+    /// Removes a data source, its quarantine and its data.
+    pub fn drop_datasource(&self, name: &str) -> Result<()> {
+        self.entry(name)?;
+        self.store.drop_table(name)?;
+        let _ = self.store.drop_table(&format!("{name}{QUARANTINE}"));
+        let path = self.dir.join("datasources").join(format!("{name}.datasource"));
+        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        self.catalog.write().map_err(|_| Error::Damaged("catalog lock".into()))?.remove(name);
+        Ok(())
+    }
+
     /// The definition of a data source.
     pub fn datasource(&self, name: &str) -> Option<Datasource> {
         self.entry(name).ok().map(|e| e.datasource.clone())
@@ -254,13 +265,59 @@ impl Workspace {
                 Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
             }
         }
+        self.store_rows(name, &e, &good, &bad)
+    }
+
+    /// Ingests CSV text (columns by position; a first row equal to the column names is a
+    /// header): good rows into the data source, the others into its quarantine.
+    pub fn ingest_csv(&self, name: &str, body: &str, delimiter: u8, import_id: &str) -> Result<Ingested> {
+        let e = self.entry(name)?;
+        let now = chrono::Utc::now();
+        let now_nanos = now.timestamp_nanos_opt().unwrap_or(0);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .delimiter(delimiter)
+            .flexible(true)
+            .from_reader(body.as_bytes());
+        let mut good: Vec<Vec<Cell>> = Vec::new();
+        let mut bad: Vec<Vec<Cell>> = Vec::new();
+        let names: Vec<&str> = e.converter.columns().collect();
+        for (i, record) in reader.records().enumerate() {
+            let record = match record {
+                Ok(r) => r,
+                Err(err) => {
+                    let q = Quarantined {
+                        values: vec![None; names.len()],
+                        error_columns: Vec::new(),
+                        errors: vec![format!("invalid CSV: {err}")],
+                    };
+                    bad.push(quarantine_row(q, import_id, now.timestamp()));
+                    continue;
+                }
+            };
+            if i == 0 && record.iter().eq(names.iter().copied()) {
+                continue;
+            }
+            if record.len() == 1 && record.get(0).is_some_and(|f| f.trim().is_empty()) {
+                continue;
+            }
+            let fields: Vec<Option<&str>> = record.iter().map(Some).collect();
+            match e.converter.convert_fields(&fields, now_nanos) {
+                Ok(row) => good.push(row),
+                Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
+            }
+        }
+        self.store_rows(name, &e, &good, &bad)
+    }
+
+    fn store_rows(&self, name: &str, e: &Entry, good: &[Vec<Cell>], bad: &[Vec<Cell>]) -> Result<Ingested> {
         let result = Ingested { successful_rows: good.len() as u64, quarantined_rows: bad.len() as u64 };
         if !good.is_empty() {
-            let b = batch(&e.columns, &good).map_err(Error::arrow)?;
+            let b = batch(&e.columns, good).map_err(Error::arrow)?;
             self.store.append(name, b)?;
         }
         if !bad.is_empty() {
-            let b = batch(&e.quarantine_columns, &bad).map_err(Error::arrow)?;
+            let b = batch(&e.quarantine_columns, bad).map_err(Error::arrow)?;
             self.store.append(&format!("{name}{QUARANTINE}"), b)?;
         }
         Ok(result)

@@ -22,21 +22,41 @@ pub enum Op {
         /// The table.
         table: String,
     },
+    /// A table created, with its definition (JSON of the manifest entry).
+    Create {
+        /// The table.
+        table: String,
+        /// Its definition.
+        definition: Vec<u8>,
+    },
+    /// The table removed; appends logged before this are never replayed into a later table of
+    /// the same name.
+    Drop {
+        /// The table.
+        table: String,
+    },
 }
 
 const APPEND: u8 = 1;
 const TRUNCATE: u8 = 2;
+const DROP: u8 = 3;
+const CREATE: u8 = 4;
 
 /// Encodes an operation for the WAL.
 pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
     let (kind, table) = match op {
         Op::Append { table, .. } => (APPEND, table),
         Op::Truncate { table } => (TRUNCATE, table),
+        Op::Drop { table } => (DROP, table),
+        Op::Create { table, .. } => (CREATE, table),
     };
     let mut out = Vec::with_capacity(64);
     out.push(kind);
     out.extend_from_slice(&(table.len() as u16).to_le_bytes());
     out.extend_from_slice(table.as_bytes());
+    if let Op::Create { definition, .. } = op {
+        out.extend_from_slice(definition);
+    }
     if let Op::Append { batch, .. } = op {
         let mut w = StreamWriter::try_new(&mut out, &batch.schema())?;
         w.write(batch)?;
@@ -60,6 +80,8 @@ pub fn decode(bytes: &[u8]) -> Result<Op, ArrowError> {
             Ok(Op::Append { table, batch })
         }
         TRUNCATE => Ok(Op::Truncate { table }),
+        DROP => Ok(Op::Drop { table }),
+        CREATE => Ok(Op::Create { table, definition: bytes[3 + len..].to_vec() }),
         _ => Err(bad()),
     }
 }

@@ -63,6 +63,10 @@ struct ManifestTable {
     sorting_key: Vec<String>,
     partition_key: Option<String>,
     parts: Vec<PartMeta>,
+    /// The LSN of the `Create` record of this incarnation of the table: log records of the
+    /// same name older than it belong to a dropped predecessor and are never applied.
+    #[serde(default)]
+    created_lsn: Lsn,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -122,15 +126,55 @@ fn table_schema(t: &ManifestTable) -> Result<SchemaRef> {
     schema(&cols).map_err(Error::arrow)
 }
 
+/// Whether a record at `lsn` about `table` concerns the table's current incarnation.
+fn current(state: &State, table: &str, lsn: Lsn) -> bool {
+    state.manifest.tables.get(table).is_some_and(|t| t.created_lsn < lsn)
+}
+
 fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
+    state.applied_lsn = state.applied_lsn.max(lsn);
     match op {
+        Op::Create { table, definition } => {
+            if state.manifest.tables.contains_key(&table) {
+                // Already in the manifest: this record, a concurrent create of the same name, or
+                // an older incarnation replayed after a newer one was created.
+                return Ok(());
+            }
+            let mut entry: ManifestTable =
+                serde_json::from_slice(&definition).map_err(|e| Error::Damaged(format!("create record: {e}")))?;
+            entry.created_lsn = lsn;
+            entry.parts.clear();
+            let schema = table_schema(&entry)?;
+            let table_dir = dir.join("tables").join(&table);
+            std::fs::create_dir_all(&table_dir).map_err(|e| Error::io(&table_dir, e))?;
+            state.manifest.tables.insert(table.clone(), entry);
+            state.schemas.insert(table.clone(), schema);
+            state.buffers.remove(&table);
+            write_manifest(dir, &state.manifest)?;
+        }
         Op::Append { table, batch } => {
+            if !current(state, &table, lsn) {
+                return Ok(()); // for a table dropped since
+            }
             let buf = state.buffers.entry(table).or_default();
             buf.rows += batch.num_rows();
             buf.bytes += batch.get_array_memory_size();
             buf.batches.push(batch);
         }
+        Op::Drop { table } => {
+            if !current(state, &table, lsn) {
+                return Ok(());
+            }
+            state.buffers.remove(&table);
+            state.schemas.remove(&table);
+            state.manifest.tables.remove(&table);
+            write_manifest(dir, &state.manifest)?;
+            let _ = std::fs::remove_dir_all(dir.join("tables").join(&table));
+        }
         Op::Truncate { table } => {
+            if !current(state, &table, lsn) {
+                return Ok(());
+            }
             let buf = state.buffers.entry(table.clone()).or_default();
             buf.batches.clear();
             buf.flushing.clear();
@@ -148,7 +192,6 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
             }
         }
     }
-    state.applied_lsn = state.applied_lsn.max(lsn);
     Ok(())
 }
 
@@ -210,10 +253,10 @@ impl Store {
             sorting_key: def.sorting_key.clone(),
             partition_key: def.partition_key.clone(),
             parts: Vec::new(),
+            created_lsn: 0,
         };
-        let schema = table_schema(&entry)?;
-        let mut state = lock(&self.state);
-        if let Some(existing) = state.manifest.tables.get(&def.name) {
+        table_schema(&entry)?;
+        if let Some(existing) = lock(&self.state).manifest.tables.get(&def.name) {
             if existing.columns == entry.columns
                 && existing.sorting_key == entry.sorting_key
                 && existing.partition_key == entry.partition_key
@@ -222,11 +265,19 @@ impl Store {
             }
             return Err(Error::Invalid(format!("Data Source '{}' already exists with another definition", def.name)));
         }
-        state.manifest.tables.insert(def.name.clone(), entry);
-        write_manifest(&self.dir, &state.manifest)?;
-        std::fs::create_dir_all(self.dir.join("tables").join(&def.name)).map_err(|e| Error::io(&self.dir, e))?;
-        state.schemas.insert(def.name.clone(), schema);
-        Ok(())
+        let definition = serde_json::to_vec(&entry).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.log(Op::Create { table: def.name.clone(), definition })?;
+        // A concurrent create of the same name may have won.
+        match lock(&self.state).manifest.tables.get(&def.name) {
+            Some(t)
+                if t.columns == entry.columns
+                    && t.sorting_key == entry.sorting_key
+                    && t.partition_key == entry.partition_key =>
+            {
+                Ok(())
+            }
+            _ => Err(Error::Invalid(format!("Data Source '{}' already exists with another definition", def.name))),
+        }
     }
 
     /// The Arrow schema of a table.
@@ -252,6 +303,12 @@ impl Store {
     pub fn truncate(&self, table: &str) -> Result<Lsn> {
         self.schema(table)?;
         self.log(Op::Truncate { table: table.to_string() })
+    }
+
+    /// Removes a table and its data.
+    pub fn drop_table(&self, table: &str) -> Result<Lsn> {
+        self.schema(table)?;
+        self.log(Op::Drop { table: table.to_string() })
     }
 
     fn log(&self, op: Op) -> Result<Lsn> {
@@ -336,8 +393,15 @@ impl Store {
                 }
                 continue;
             }
-            if let Some(t) = state.manifest.tables.get_mut(&name) {
-                t.parts.extend(parts);
+            match state.manifest.tables.get_mut(&name) {
+                Some(t) => t.parts.extend(parts),
+                None => {
+                    // Dropped while we wrote.
+                    for p in parts {
+                        let _ = std::fs::remove_file(self.dir.join("tables").join(&name).join(&p.file));
+                    }
+                    continue;
+                }
             }
             // The rows are now in parts: stop reading them from memory.
             if let Some(buf) = state.buffers.get_mut(&name) {
@@ -363,6 +427,8 @@ impl Store {
         next_part: &mut u64,
     ) -> Result<Vec<PartMeta>> {
         let partitions = key.values(batch).map_err(Error::Invalid)?;
+        let table_dir = self.dir.join("tables").join(table);
+        std::fs::create_dir_all(&table_dir).map_err(|e| Error::io(&table_dir, e))?;
         let mut groups: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for (i, p) in partitions.iter().enumerate() {
             groups.entry(p.as_str()).or_default().push(i as u32);

@@ -98,6 +98,15 @@ impl RowConverter {
         if !ds.is_ndjson() {
             return Err(ConverterError::NotJson);
         }
+        Self::build(ds)
+    }
+
+    /// The converter for CSV rows of `ds` (columns by position); also serves NDJSON sources.
+    pub fn for_csv(ds: &Datasource) -> Result<Self, ConverterError> {
+        Self::build(ds)
+    }
+
+    fn build(ds: &Datasource) -> Result<Self, ConverterError> {
         let mut plans = Vec::new();
         for c in &ds.columns {
             let fallback = match &c.default {
@@ -145,16 +154,7 @@ impl RowConverter {
             raw.push(found.clone());
             let cell = match found {
                 Some(v) if !v.is_null() => convert(&plan.ty, &v),
-                _ => match &plan.fallback {
-                    Fallback::Value(c) => Ok(c.clone()),
-                    Fallback::Now => Ok(now_cell(&plan.ty, now_nanos)),
-                    Fallback::Today => Ok(Cell::Days((now_nanos.div_euclid(86_400_000_000_000)) as i32)),
-                    Fallback::None if plan.ty.is_nullable() => Ok(Cell::Null),
-                    Fallback::None if plan.path.as_ref().is_some_and(|p| p.steps.contains(&PathStep::Each)) => {
-                        Ok(Cell::List(Vec::new()))
-                    }
-                    Fallback::None => Err("missing value for non-nullable column".to_string()),
-                },
+                _ => self.fallback(plan, now_nanos),
             };
             match cell {
                 Ok(c) => row.push(c),
@@ -176,6 +176,64 @@ impl RowConverter {
             error_columns: failed.iter().map(|(c, _)| c.clone()).collect(),
             errors: failed.into_iter().map(|(_, e)| e).collect(),
         })
+    }
+
+    /// Converts one CSV record: `fields` are the input columns in order; `None` (or `\N`) is a
+    /// missing value. Text is converted as a JSON string would be; arrays may be written as JSON
+    /// (`["a","b"]`) or ClickHouse literals (`['a','b']`).
+    pub fn convert_fields(&self, fields: &[Option<&str>], now_nanos: i64) -> Result<Vec<Cell>, Quarantined> {
+        if fields.len() != self.plans.len() {
+            let raw: Vec<Option<String>> =
+                (0..self.plans.len()).map(|i| fields.get(i).copied().flatten().map(str::to_string)).collect();
+            return Err(Quarantined {
+                values: raw,
+                error_columns: Vec::new(),
+                errors: vec![format!("expected {} columns, found {}", self.plans.len(), fields.len())],
+            });
+        }
+        let mut row = Vec::with_capacity(self.plans.len());
+        let mut failed: Vec<(String, String)> = Vec::new();
+        for (plan, field) in self.plans.iter().zip(fields) {
+            let value = field.filter(|f| *f != "\\N").map(|text| {
+                if matches!(plan.ty.base(), ChType::Array(_) | ChType::Map(..) | ChType::Tuple(_)) {
+                    serde_json::from_str::<Json>(text)
+                        .or_else(|_| serde_json::from_str::<Json>(&text.replace('\'', "\"")))
+                        .unwrap_or_else(|_| Json::String(text.to_string()))
+                } else {
+                    Json::String(text.to_string())
+                }
+            });
+            let empty_non_string = field.is_some_and(str::is_empty) && !plan.ty.is_string();
+            let cell = match value {
+                Some(v) if !empty_non_string => convert(&plan.ty, &v),
+                _ => self.fallback(plan, now_nanos),
+            };
+            match cell {
+                Ok(c) => row.push(c),
+                Err(e) => failed.push((plan.name.clone(), e)),
+            }
+        }
+        if failed.is_empty() {
+            return Ok(row);
+        }
+        Err(Quarantined {
+            values: fields.iter().map(|f| f.map(str::to_string)).collect(),
+            error_columns: failed.iter().map(|(c, _)| c.clone()).collect(),
+            errors: failed.into_iter().map(|(_, e)| e).collect(),
+        })
+    }
+
+    fn fallback(&self, plan: &Plan, now_nanos: i64) -> Result<Cell, String> {
+        match &plan.fallback {
+            Fallback::Value(c) => Ok(c.clone()),
+            Fallback::Now => Ok(now_cell(&plan.ty, now_nanos)),
+            Fallback::Today => Ok(Cell::Days((now_nanos.div_euclid(86_400_000_000_000)) as i32)),
+            Fallback::None if plan.ty.is_nullable() => Ok(Cell::Null),
+            Fallback::None if plan.path.as_ref().is_some_and(|p| p.steps.contains(&PathStep::Each)) => {
+                Ok(Cell::List(Vec::new()))
+            }
+            Fallback::None => Err("missing value for non-nullable column".to_string()),
+        }
     }
 
     fn whole_line(&self, error: String) -> Quarantined {

@@ -203,3 +203,25 @@ fn rows_stay_visible_while_a_flush_writes_them() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_dropped_table_never_comes_back_on_replay() {
+    let dir = temp("drop");
+    let (def, conv) = events();
+    {
+        let store = Store::open(&dir, WalOptions::default()).unwrap();
+        store.create_table(&def).unwrap();
+        store.append("events", rows(&conv, &def, &[event("a", 1, 11), event("a", 2, 11)])).unwrap();
+        store.flush().unwrap();
+        store.append("events", rows(&conv, &def, &[event("a", 3, 11)])).unwrap();
+        store.drop_table("events").unwrap();
+        assert!(store.scan("events").is_err());
+        store.create_table(&def).unwrap();
+        store.append("events", rows(&conv, &def, &[event("b", 4, 11)])).unwrap();
+        assert_eq!(count(&store), 1);
+    }
+    let store = Store::open(&dir, WalOptions::default()).unwrap();
+    assert_eq!(count(&store), 1, "only the rows appended after the drop");
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use datafiles::{ColumnDefault, Datasource};
@@ -185,87 +185,166 @@ fn datafile_from_params(p: &HashMap<String, String>) -> Result<String, ApiError>
     Ok(text)
 }
 
-pub(crate) async fn create(
-    State(state): State<Arc<AppState>>,
-    Query(mut query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let content_type =
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let form = content_type.starts_with("application/x-www-form-urlencoded");
-    if form {
-        for (k, v) in super::sql::form_pairs(&body) {
-            query.entry(k).or_insert(v);
+/// Appends a file's rows in `format`; the append response (spec §13.1).
+async fn append_rows(
+    state: &Arc<AppState>,
+    name: &str,
+    format: &str,
+    body: Vec<u8>,
+    delimiter: u8,
+) -> Result<Response, ApiError> {
+    let ws = state.workspace.clone();
+    let Some(ds) = ws.datasource(name) else { return Err(not_found(name)) };
+    let import_id = uuid::Uuid::new_v4().to_string();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let (ws2, n2, id2) = (ws.clone(), name.to_string(), import_id.clone());
+    let ingested = match format {
+        "ndjson" | "json" => {
+            if !ds.is_ndjson() {
+                return Err(ApiError::json(StatusCode::BAD_REQUEST, "Data Source must be of type JSON"));
+            }
+            tokio::task::spawn_blocking(move || ws2.ingest_ndjson(&n2, &text, &id2)).await
+        }
+        "csv" => tokio::task::spawn_blocking(move || ws2.ingest_csv(&n2, &text, delimiter, &id2)).await,
+        other => {
+            return Err(ApiError::json(
+                StatusCode::BAD_REQUEST,
+                format!("format '{other}' is not supported yet, use csv or ndjson"),
+            ));
         }
     }
-    if let Err(e) = super::require_admin(&state, &query, &headers) {
-        return e.into_response();
+    .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+    .map_err(|e| ApiError::engine(&e, false))?;
+    let mut info_json = info(state, name, &ds);
+    if let Some(o) = info_json.as_object_mut() {
+        o.remove("schema");
+        o.remove("statistics");
+        o.remove("indexes");
     }
+    let lines = ingested.successful_rows + ingested.quarantined_rows;
+    Ok(super::json_response(
+        StatusCode::OK,
+        &json!({
+            "datasource": info_json, "import_id": import_id, "invalid_lines": 0,
+            "quarantine_rows": ingested.quarantined_rows, "error": false,
+            "blocks": [{"block_id": import_id, "process_return": [{"lines": lines, "parser": "aviary", "quarantine": ingested.quarantined_rows, "invalid_lines": 0}]}]
+        }),
+    ))
+}
+
+fn delimiter(query: &HashMap<String, String>) -> u8 {
+    query.get("dialect_delimiter").and_then(|d| d.bytes().next()).unwrap_or(b',')
+}
+
+/// `POST /v0/datasources`: create from a schema, or append a file (multipart field `csv`,
+/// `ndjson`, `parquet` or `file`, or the raw body).
+pub(crate) async fn create(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    match create_inner(state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
+    let mut query: HashMap<String, String> =
+        req.uri().query().map(|q| super::sql::form_pairs(q.as_bytes()).into_iter().collect()).unwrap_or_default();
+    let headers = req.headers().clone();
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mut file: Option<Vec<u8>> = None;
+    if content_type.starts_with("multipart/form-data") {
+        let mut mp = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::json(StatusCode::BAD_REQUEST, e.body_text()))?;
+        while let Some(field) =
+            mp.next_field().await.map_err(|e| ApiError::json(StatusCode::BAD_REQUEST, e.body_text()))?
+        {
+            let fname = field.name().unwrap_or_default().to_string();
+            let data = field.bytes().await.map_err(|e| ApiError::json(StatusCode::BAD_REQUEST, e.body_text()))?;
+            if matches!(fname.as_str(), "csv" | "ndjson" | "parquet" | "file") {
+                if fname != "file" && fname != "csv" {
+                    query.entry("format".into()).or_insert(fname.clone());
+                }
+                file = Some(data.to_vec());
+            } else {
+                query.insert(fname, String::from_utf8_lossy(&data).into_owned());
+            }
+        }
+    } else {
+        let body = axum::body::to_bytes(req.into_body(), state.config.max_body_bytes)
+            .await
+            .map_err(|_| ApiError::json(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"))?;
+        if content_type.starts_with("application/x-www-form-urlencoded") {
+            for (k, v) in super::sql::form_pairs(&body) {
+                query.entry(k).or_insert(v);
+            }
+        } else if !body.is_empty() {
+            file = Some(body.to_vec());
+        }
+    }
+    super::require_admin(&state, &query, &headers)?;
     let Some(name) = query.get("name").cloned().filter(|n| !n.is_empty()) else {
-        return ApiError::json(StatusCode::BAD_REQUEST, "The name parameter is required").into_response();
+        return Err(ApiError::json(StatusCode::BAD_REQUEST, "The name parameter is required"));
     };
-    if !valid_name(&name) {
-        return ApiError::json(StatusCode::BAD_REQUEST, format!("Invalid Data Source name \"{name}\"")).into_response();
-    }
     let mode = query.get("mode").map_or("create", String::as_str).to_ascii_lowercase();
-    let ws = state.workspace.clone();
     match mode.as_str() {
         "create" => {
-            let text = match datafile_from_params(&query) {
-                Ok(t) => t,
-                Err(e) => return e.into_response(),
-            };
-            let (ws2, n2) = (ws.clone(), name.clone());
-            let result = tokio::task::spawn_blocking(move || ws2.deploy_datasource(&n2, &text)).await;
-            match result {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return ApiError::engine(&e, false).into_response(),
-                Err(_) => return ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+            if !valid_name(&name) {
+                return Err(ApiError::json(StatusCode::BAD_REQUEST, format!("Invalid Data Source name \"{name}\"")));
             }
-            let ds = ws.datasource(&name).map(|d| info(&state, &name, &d)).unwrap_or_default();
-            super::json_response(StatusCode::OK, &json!({ "datasource": ds }))
+            let text = datafile_from_params(&query)?;
+            let ws = state.workspace.clone();
+            let n2 = name.clone();
+            tokio::task::spawn_blocking(move || ws.deploy_datasource(&n2, &text))
+                .await
+                .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+                .map_err(|e| ApiError::engine(&e, false))?;
+            let ds = state.workspace.datasource(&name).map(|d| info(&state, &name, &d)).unwrap_or_default();
+            Ok(super::json_response(StatusCode::OK, &json!({ "datasource": ds })))
         }
         "append" => {
             let format = query.get("format").map_or("csv", String::as_str).to_ascii_lowercase();
-            if format != "ndjson" {
-                return ApiError::json(
-                    StatusCode::BAD_REQUEST,
-                    format!("format '{format}' is not supported yet, only ndjson"),
-                )
-                .into_response();
-            }
-            if ws.datasource(&name).is_none() {
-                return not_found(&name).into_response();
-            }
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let import_id = uuid::Uuid::new_v4().to_string();
-            let (ws2, n2, id2) = (ws.clone(), name.clone(), import_id.clone());
-            let result = tokio::task::spawn_blocking(move || ws2.ingest_ndjson(&n2, &text, &id2)).await;
-            let ingested = match result {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => return ApiError::engine(&e, false).into_response(),
-                Err(_) => return ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
-            };
-            let mut ds = ws.datasource(&name).map(|d| info(&state, &name, &d)).unwrap_or_default();
-            if let Some(o) = ds.as_object_mut() {
-                o.remove("schema");
-                o.remove("statistics");
-                o.remove("indexes");
-            }
-            let lines = ingested.successful_rows + ingested.quarantined_rows;
-            super::json_response(
-                StatusCode::OK,
-                &json!({
-                    "datasource": ds, "import_id": import_id, "invalid_lines": 0,
-                    "quarantine_rows": ingested.quarantined_rows, "error": false,
-                    "blocks": [{"block_id": import_id, "process_return": [{"lines": lines, "parser": "aviary", "quarantine": ingested.quarantined_rows, "invalid_lines": 0}]}]
-                }),
-            )
+            append_rows(&state, &name, &format, file.unwrap_or_default(), delimiter(&query)).await
         }
-        other => {
-            ApiError::json(StatusCode::BAD_REQUEST, format!("mode '{other}' is not supported yet")).into_response()
-        }
+        other => Err(ApiError::json(StatusCode::BAD_REQUEST, format!("mode '{other}' is not supported yet"))),
+    }
+}
+
+/// `POST /v1/datasources/{name}/append?format=…`: the raw body is the file.
+pub(crate) async fn append_raw(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = super::require_admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    let format = query.get("format").map_or("csv", String::as_str).to_ascii_lowercase();
+    append_rows(&state, &name, &format, body.to_vec(), delimiter(&query))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `DELETE /v0/datasources/{name}`: the data source, its quarantine and its data.
+pub(crate) async fn drop(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = super::require_admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    if state.workspace.datasource(&name).is_none() {
+        return not_found(&name).into_response();
+    }
+    let ws = state.workspace.clone();
+    match tokio::task::spawn_blocking(move || ws.drop_datasource(&name)).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => ApiError::engine(&e, false).into_response(),
+        Err(_) => ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
     }
 }
 

@@ -330,3 +330,84 @@ async fn data_sources_api() {
     assert_eq!(r.status(), 400);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn csv_appends_multipart_raw_and_drop() {
+    let s = Server::start("csv").await;
+    let r = s
+        .client
+        .post(s.url("/v0/datasources"))
+        .bearer_auth(TOKEN)
+        .form(&[
+            ("name", "sales"),
+            ("schema", "`day` Date, `org` String, `amount` Decimal(10, 2), `tags` Array(String)"),
+            ("engine_sorting_key", "org, day"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // Raw body (as verdin sends it, with an odd Content-Type), with a header row.
+    let csv = "day,org,amount,tags\n2026-11-01,acme,10.5,\"['a','b']\"\n2026-11-02,globex,not a number,[]\n";
+    let r = s
+        .client
+        .post(s.url("/v0/datasources?mode=append&name=sales&format=csv"))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "text/html; charset=utf-8")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["quarantine_rows"], 1, "{v}");
+    // Multipart, field `csv` (as @tinybirdco/sdk sends it), no header.
+    let boundary = "XaviaryX";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csv\"; filename=\"s.csv\"\r\nContent-Type: text/csv\r\n\r\n2026-11-03,acme,1.25,[\"x\"]\r\n--{boundary}--\r\n"
+    );
+    let r = s
+        .client
+        .post(s.url("/v0/datasources?mode=append&name=sales"))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // The classic CLI's raw route.
+    let r = s
+        .client
+        .post(s.url("/v1/datasources/sales/append?format=csv"))
+        .bearer_auth(TOKEN)
+        .body("2026-11-04,acme,2,[]\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, v) =
+        s.sql("SELECT org, sum(amount) AS total, count(*) AS n FROM sales GROUP BY org ORDER BY org FORMAT JSON").await;
+    assert_eq!(v["data"], json!([{"org": "acme", "total": 13.75, "n": 3}]), "{v}");
+    let (_, v) = s.sql("SELECT c__error FROM sales_quarantine FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c__error"], json!(["value 'not a number' cannot be parsed as Decimal(10, 2)"]));
+    // Events need a JSON data source.
+    let (status, body) = s.events("name=sales", "{}").await;
+    assert_eq!((status, body.as_str()), (StatusCode::BAD_REQUEST, "Data Source must be of type JSON\n"));
+    // Drop: gone, and a new one of the same name starts empty.
+    let r = s.client.delete(s.url("/v0/datasources/sales")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = s.client.get(s.url("/v0/datasources/sales")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = s
+        .client
+        .post(s.url("/v0/datasources"))
+        .bearer_auth(TOKEN)
+        .form(&[("name", "sales"), ("schema", "`org` String")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, v) = s.sql("SELECT count(*) AS c FROM sales FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 0);
+    s.stop().await;
+}
