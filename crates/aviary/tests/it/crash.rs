@@ -3,40 +3,18 @@
 //! all-or-nothing, and nothing that was never sent appears.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+
+use crate::process::start;
 
 const TOKEN: &str = "p.crash-test-admin";
 const ROWS_PER_BATCH: usize = 50;
 
 fn rounds() -> usize {
     std::env::var("AVIARY_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
-}
-
-/// Starts `aviary serve` on a free port; returns the process and its base URL.
-fn start(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aviary"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--flush-interval-ms", "100"])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("AVIARY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("aviary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("aviary printed its address").unwrap();
-        if let Some(rest) = line.strip_prefix("Aviary listening on ") {
-            break rest.trim().to_string();
-        }
-    };
-    (child, url)
 }
 
 fn batch_body(id: &str) -> String {
@@ -70,7 +48,7 @@ fn acknowledged_rows_survive_kill_9() {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let total_rounds = rounds();
     for round in 0..total_rounds {
-        let (mut child, url) = start(&dir);
+        let (mut child, url) = start(&dir, TOKEN, &["--flush-interval-ms", "100"]);
         let kill_after = Duration::from_millis(rand::rng().random_range(30..400));
         runtime.block_on(async {
             let mut tasks = Vec::new();
@@ -103,7 +81,7 @@ fn acknowledged_rows_survive_kill_9() {
             }
         });
         // Restart and check.
-        let (mut child, url) = start(&dir);
+        let (mut child, url) = start(&dir, TOKEN, &["--flush-interval-ms", "100"]);
         let rows = runtime.block_on(stored(&client, &url));
         let acked = acked.lock().unwrap().clone();
         let sent = sent.lock().unwrap().clone();

@@ -1,0 +1,29 @@
+//! The real `aviary serve` as a child process on a free port, for tests that need the binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Starts `aviary serve` with `dir` and `token`; returns the process and its base URL once it
+/// listens.
+pub fn start(dir: &Path, token: &str, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aviary"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", token])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("AVIARY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("aviary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("aviary printed its address").expect("readable stdout");
+        if let Some(rest) = line.strip_prefix("Aviary listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    (child, url)
+}
