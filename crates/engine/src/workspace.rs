@@ -201,6 +201,7 @@ impl Workspace {
             columns: new.columns.clone(),
             sorting_key: sorting_columns(&new.datasource)?,
             partition_key: new.datasource.engine.partition_key.clone(),
+            ttl: new.datasource.engine.ttl.clone(),
         };
         self.store.create_table(&def)?;
         self.store.create_table(&TableDef {
@@ -208,6 +209,7 @@ impl Workspace {
             columns: new.quarantine_columns.clone(),
             sorting_key: vec!["insertion_date".into()],
             partition_key: None,
+            ttl: None,
         })?;
         let path = self.dir.join("datasources").join(format!("{name}.datasource"));
         let tmp = path.with_extension("datasource.tmp");

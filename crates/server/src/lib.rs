@@ -91,13 +91,30 @@ impl Application {
     }
 }
 
-/// Writes buffered rows to Parquet every `flush_interval`.
+/// How often small parts are merged and TTLs applied.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
+/// Parts of one partition past which they are merged into one.
+const MAX_PARTS_PER_PARTITION: usize = 8;
+
+/// Writes buffered rows to Parquet every `flush_interval`; merges parts and applies TTLs every
+/// `MAINTENANCE_EVERY`.
 async fn flush_loop(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(state.config.flush_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_maintenance = std::time::Instant::now();
     loop {
         tick.tick().await;
         let ws = state.workspace.clone();
+        if last_maintenance.elapsed() >= MAINTENANCE_EVERY {
+            last_maintenance = std::time::Instant::now();
+            let ws = ws.clone();
+            let now = chrono::Utc::now().timestamp();
+            match tokio::task::spawn_blocking(move || ws.store().maintain(now, MAX_PARTS_PER_PARTITION)).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "maintenance failed"),
+                Err(e) => tracing::error!(error = %e, "maintenance panicked"),
+                Ok(Ok(_)) => {}
+            }
+        }
         if ws.store().buffered_bytes() == 0 {
             continue;
         }

@@ -5,3 +5,4 @@ pub mod codec;
 pub mod part;
 pub mod partition;
 pub mod store;
+pub mod ttl;

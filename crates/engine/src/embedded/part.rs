@@ -36,6 +36,12 @@ pub fn write(path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
 /// Reads every row of a part.
 pub fn read(path: &Path) -> Result<Vec<RecordBatch>, Error> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    read_file(file)
+}
+
+/// Reads every row of an already opened part (an open file stays readable if the part is
+/// deleted meanwhile by a compaction or a truncate).
+pub fn read_file(file: File) -> Result<Vec<RecordBatch>, Error> {
     let reader =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet)?.build().map_err(Error::parquet)?;
     reader.collect::<Result<Vec<_>, _>>().map_err(Error::arrow)

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::{self, Op};
 use super::part;
 use super::partition::PartitionKey;
+use super::ttl::Ttl;
 use crate::ingest::arrow::schema;
 use crate::wal::{Lsn, Wal, WalOptions};
 use crate::{Error, Result};
@@ -42,6 +43,8 @@ pub struct TableDef {
     pub sorting_key: Vec<String>,
     /// `ENGINE_PARTITION_KEY`, as written.
     pub partition_key: Option<String>,
+    /// `ENGINE_TTL`, as written (rows past it are removed by maintenance).
+    pub ttl: Option<String>,
 }
 
 /// A Parquet part in the manifest.
@@ -63,6 +66,8 @@ struct ManifestTable {
     sorting_key: Vec<String>,
     partition_key: Option<String>,
     parts: Vec<PartMeta>,
+    #[serde(default)]
+    ttl: Option<String>,
     /// The LSN of the `Create` record of this incarnation of the table: log records of the
     /// same name older than it belong to a dropped predecessor and are never applied.
     #[serde(default)]
@@ -253,8 +258,12 @@ impl Store {
             sorting_key: def.sorting_key.clone(),
             partition_key: def.partition_key.clone(),
             parts: Vec::new(),
+            ttl: def.ttl.clone(),
             created_lsn: 0,
         };
+        if let Some(t) = &def.ttl {
+            Ttl::parse(t).map_err(Error::Invalid)?;
+        }
         table_schema(&entry)?;
         if let Some(existing) = lock(&self.state).manifest.tables.get(&def.name) {
             if existing.columns == entry.columns
@@ -358,7 +367,6 @@ impl Store {
         };
         let mut written: Vec<(String, u64, Vec<PartMeta>)> = Vec::new();
         let mut rows = 0;
-        let mut next_part = lock(&self.state).manifest.next_part;
         let names: Vec<String> = taken.iter().map(|(n, _, _)| n.clone()).collect();
         let result = (|| -> Result<()> {
             for (name, batches, generation) in taken {
@@ -366,7 +374,7 @@ impl Store {
                 let schema = batches[0].schema();
                 let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
                 let key = PartitionKey::parse(def.partition_key.as_deref()).map_err(Error::Invalid)?;
-                let parts_of_table = self.write_parts(&name, &all, &key, &def.sorting_key, &mut next_part)?;
+                let parts_of_table = self.write_parts(&name, &all, &key, &def.sorting_key)?;
                 rows += all.num_rows() as u64;
                 written.push((name, generation, parts_of_table));
             }
@@ -410,7 +418,6 @@ impl Store {
                 buf.bytes -= flushed.iter().map(RecordBatch::get_array_memory_size).sum::<usize>().min(buf.bytes);
             }
         }
-        state.manifest.next_part = next_part;
         state.manifest.flushed_lsn = state.manifest.flushed_lsn.max(covered);
         write_manifest(&self.dir, &state.manifest)?;
         drop(state);
@@ -424,7 +431,6 @@ impl Store {
         batch: &RecordBatch,
         key: &PartitionKey,
         sorting_key: &[String],
-        next_part: &mut u64,
     ) -> Result<Vec<PartMeta>> {
         let partitions = key.values(batch).map_err(Error::Invalid)?;
         let table_dir = self.dir.join("tables").join(table);
@@ -438,8 +444,7 @@ impl Store {
             let rows =
                 arrow_select::take::take_record_batch(batch, &UInt32Array::from(indices)).map_err(Error::arrow)?;
             let sorted = sort(&rows, sorting_key)?;
-            let file = format!("{:010}.parquet", *next_part);
-            *next_part += 1;
+            let file = format!("{:010}.parquet", self.next_part_id());
             let bytes = part::write(&self.dir.join("tables").join(table).join(&file), &sorted)?;
             out.push(PartMeta { file, partition: partition.to_string(), rows: sorted.num_rows() as u64, bytes });
         }
@@ -449,9 +454,17 @@ impl Store {
         Ok(out)
     }
 
+    /// A part file number nobody else will use (flushes and merges may run concurrently).
+    fn next_part_id(&self) -> u64 {
+        let mut state = lock(&self.state);
+        let id = state.manifest.next_part;
+        state.manifest.next_part += 1;
+        id
+    }
+
     /// Every row of a table: its parts, then its buffer.
     pub fn scan(&self, table: &str) -> Result<Vec<RecordBatch>> {
-        let (parts, buffered) = {
+        let (files, buffered) = {
             let state = lock(&self.state);
             let t = state.manifest.tables.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
             let buffered = state
@@ -459,14 +472,108 @@ impl Store {
                 .get(table)
                 .map(|b| b.flushing.iter().chain(&b.batches).cloned().collect::<Vec<_>>())
                 .unwrap_or_default();
-            (t.parts.clone(), buffered)
+            // Opened under the lock: a part deleted afterwards stays readable through its handle.
+            let files = t
+                .parts
+                .iter()
+                .map(|p| {
+                    let path = self.dir.join("tables").join(table).join(&p.file);
+                    File::open(&path).map_err(|e| Error::io(&path, e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (files, buffered)
         };
         let mut out = Vec::new();
-        for p in parts {
-            out.extend(part::read(&self.dir.join("tables").join(table).join(&p.file))?);
+        for f in files {
+            out.extend(part::read_file(f)?);
         }
         out.extend(buffered);
         Ok(out)
+    }
+
+    /// Background upkeep: in each partition of each table, rows past the table's TTL are
+    /// removed and parts are merged when there are more than `max_parts`. Returns the number of
+    /// parts rewritten or removed.
+    pub fn maintain(&self, now_secs: i64, max_parts: usize) -> Result<usize> {
+        let tables: Vec<(String, ManifestTable)> =
+            lock(&self.state).manifest.tables.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
+        let mut changed = 0;
+        for (name, t) in tables {
+            let ttl = t.ttl.as_deref().map(Ttl::parse).transpose().map_err(Error::Invalid)?;
+            let mut by_partition: BTreeMap<&str, Vec<&PartMeta>> = BTreeMap::new();
+            for p in &t.parts {
+                by_partition.entry(p.partition.as_str()).or_default().push(p);
+            }
+            for parts in by_partition.values() {
+                let merge = parts.len() > max_parts;
+                if !merge && ttl.is_none() {
+                    continue;
+                }
+                changed += self.rewrite(&name, &t, parts, ttl.as_ref(), now_secs, merge)?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Rewrites `parts` of a partition as one part (merged, sorted, without expired rows), or
+    /// only drops expired rows part by part when not merging. Returns the parts replaced.
+    fn rewrite(
+        &self,
+        table: &str,
+        def: &ManifestTable,
+        parts: &[&PartMeta],
+        ttl: Option<&Ttl>,
+        now_secs: i64,
+        merge: bool,
+    ) -> Result<usize> {
+        let groups: Vec<Vec<&PartMeta>> =
+            if merge { vec![parts.to_vec()] } else { parts.iter().map(|p| vec![*p]).collect() };
+        let mut replaced = 0;
+        for group in groups {
+            let mut batches = Vec::new();
+            for p in &group {
+                batches.extend(part::read(&self.dir.join("tables").join(table).join(&p.file))?);
+            }
+            let Some(first) = batches.first() else { continue };
+            let schema = first.schema();
+            let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
+            let kept = match ttl {
+                Some(ttl) => ttl.keep(&all, now_secs).map_err(Error::Invalid)?,
+                None => all.clone(),
+            };
+            if !merge && kept.num_rows() == all.num_rows() {
+                continue; // nothing expired in this part
+            }
+            let new_part = if kept.num_rows() == 0 {
+                None
+            } else {
+                let sorted = sort(&kept, &def.sorting_key)?;
+                let file = format!("{:010}.parquet", self.next_part_id());
+                let bytes = part::write(&self.dir.join("tables").join(table).join(&file), &sorted)?;
+                Some(PartMeta { file, partition: group[0].partition.clone(), rows: sorted.num_rows() as u64, bytes })
+            };
+            let mut state = lock(&self.state);
+            let Some(t) = state.manifest.tables.get_mut(table) else { continue };
+            // Only if every input part is still there (no truncate or drop meanwhile).
+            if !group.iter().all(|g| t.parts.iter().any(|p| p.file == g.file)) {
+                if let Some(p) = new_part {
+                    let _ = std::fs::remove_file(self.dir.join("tables").join(table).join(&p.file));
+                }
+                continue;
+            }
+            let position = t.parts.iter().position(|p| p.file == group[0].file).unwrap_or(t.parts.len());
+            t.parts.retain(|p| !group.iter().any(|g| g.file == p.file));
+            if let Some(p) = new_part {
+                t.parts.insert(position.min(t.parts.len()), p);
+            }
+            write_manifest(&self.dir, &state.manifest)?;
+            drop(state);
+            for g in &group {
+                let _ = std::fs::remove_file(self.dir.join("tables").join(table).join(&g.file));
+            }
+            replaced += group.len();
+        }
+        Ok(replaced)
     }
 
     /// The parts of a table.

@@ -30,6 +30,7 @@ fn events() -> (TableDef, RowConverter) {
         columns: ds.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect(),
         sorting_key: vec!["org".into(), "timestamp".into()],
         partition_key: ds.engine.partition_key.clone(),
+        ttl: ds.engine.ttl.clone(),
     };
     (def, RowConverter::new(ds).unwrap())
 }
@@ -222,6 +223,39 @@ fn a_dropped_table_never_comes_back_on_replay() {
     }
     let store = Store::open(&dir, WalOptions::default()).unwrap();
     assert_eq!(count(&store), 1, "only the rows appended after the drop");
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn maintenance_merges_small_parts_and_applies_the_ttl() {
+    let dir = temp("maintain");
+    let (def, conv) = events();
+    let store = Store::open(&dir, WalOptions::default()).unwrap();
+    store.create_table(&def).unwrap();
+    for b in 0..6 {
+        let lines: Vec<String> = (0..10).map(|i| event(if i % 2 == 0 { "a" } else { "b" }, b * 10 + i, 11)).collect();
+        store.append("events", rows(&conv, &def, &lines)).unwrap();
+        store.flush().unwrap();
+    }
+    assert_eq!(store.parts("events").unwrap().len(), 6);
+    // 2026-11-02: nothing is older than the 365-day TTL yet; six parts of one partition merge.
+    let now = 1_793_577_600;
+    assert_eq!(store.maintain(now, 4).unwrap(), 6);
+    let parts = store.parts("events").unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].rows, 60);
+    assert_eq!(count(&store), 60);
+    let merged = engine::embedded::part::read(&dir.join("tables/events").join(&parts[0].file)).unwrap();
+    let orgs = arrow_cast_strings(&merged[0], "org");
+    assert!(orgs.windows(2).all(|w| w[0] <= w[1]), "the merged part is sorted");
+    // A year and a day later every row has expired: the part goes away.
+    assert_eq!(store.maintain(now + 366 * 86_400, 4).unwrap(), 1);
+    assert!(store.parts("events").unwrap().is_empty());
+    assert_eq!(count(&store), 0);
+    drop(store);
+    let store = Store::open(&dir, WalOptions::default()).unwrap();
+    assert_eq!(count(&store), 0, "expired rows stay gone after a reopen");
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
