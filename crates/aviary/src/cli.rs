@@ -22,6 +22,8 @@ enum Command {
     Template(TemplateCommand),
     /// Run the server: the analytics API over a data directory.
     Serve(Box<ServeArgs>),
+    /// Load a local file (CSV or NDJSON) into a data source of a running server, with progress.
+    Append(crate::append::AppendArgs),
     /// Check a datafile project (`.datasource` and `.pipe` files under DIR) and print every
     /// problem; exits 1 when there are errors.
     Check {
@@ -89,6 +91,7 @@ impl Cli {
             Command::Template(cmd) => cmd.run(),
             Command::Check { dir } => check(&dir),
             Command::Serve(args) => crate::serve::run(*args),
+            Command::Append(args) => crate::append::run(&args),
         };
         match result {
             Ok(code) => code,

@@ -1,5 +1,6 @@
 //! The `aviary` binary: parses flags and dispatches to the library crates.
 
+mod append;
 mod cli;
 mod serve;
 
