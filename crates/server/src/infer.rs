@@ -70,17 +70,20 @@ fn merge(a: Option<Kind>, b: Kind) -> Kind {
     }
 }
 
-fn visit(v: &Json, path: &mut Vec<String>, cols: &mut BTreeMap<String, Column>) {
+fn visit(v: &Json, path: &mut Vec<String>, cols: &mut BTreeMap<String, Column>, order: &mut Vec<String>) {
     match v {
         Json::Object(o) => {
             for (k, child) in o {
                 path.push(k.clone());
-                visit(child, path, cols);
+                visit(child, path, cols, order);
                 path.pop();
             }
         }
         leaf => {
             let name: String = path.join("_");
+            if !cols.contains_key(&name) {
+                order.push(name.clone());
+            }
             let col = cols.entry(name).or_insert_with(|| Column { path: path.clone(), ..Column::default() });
             col.seen += 1;
             let kind = match leaf {
@@ -128,13 +131,7 @@ pub(crate) fn datasource_text(lines: &[&str]) -> Option<String> {
     let mut cols: BTreeMap<String, Column> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for o in &objects {
-        let before: Vec<String> = cols.keys().cloned().collect();
-        visit(o, &mut Vec::new(), &mut cols);
-        for k in cols.keys() {
-            if !before.contains(k) && !order.contains(k) {
-                order.push(k.clone());
-            }
-        }
+        visit(o, &mut Vec::new(), &mut cols, &mut order);
     }
     let mut defs = Vec::new();
     for name in order {

@@ -1,5 +1,6 @@
 //! Real Tinybird clients against the real server: `verdin` (PyPI) sends events, appends NDJSON
-//! and CSV, and reads the rows back through the SQL API.
+//! and CSV, and reads the rows back through the SQL API; `@tinybirdco/mockingbird` (npm)
+//! streams generated events into a data source it creates on the fly.
 
 use std::process::Command;
 
@@ -32,4 +33,34 @@ fn verdin_ingests_and_reads_back() {
             "count": 5
         })
     );
+}
+
+#[test]
+fn mockingbird_streams_events() {
+    let modules = std::env::var("AVIARY_NODE_MODULES")
+        .expect("AVIARY_NODE_MODULES must name a node_modules with @tinybirdco/mockingbird (scripts/test sets it up)");
+    let dir = std::env::temp_dir().join(format!("aviary-mockingbird-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut child, url) = start(&dir, "p.mockingbird-admin", &[]);
+    let out = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mockingbird.mjs"))
+        .args([&modules, &url, "p.mockingbird-admin", "2000"])
+        .output()
+        .expect("node runs");
+    assert!(out.status.success(), "mockingbird failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().last().is_some_and(|l| l == "{\"sent\":2000}"), "{stdout}");
+    assert!(!stdout.contains("Tinybird Error"), "{stdout}");
+    let v: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{url}/v0/sql"))
+        .query(&[("q", "SELECT count(*) AS c, count(DISTINCT org) AS orgs FROM page_views FORMAT JSON")])
+        .bearer_auth("p.mockingbird-admin")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(v["data"][0], serde_json::json!({"c": 2000, "orgs": 3}));
 }
