@@ -50,11 +50,23 @@ struct Entry {
     quarantine_columns: Vec<(String, ChType)>,
 }
 
+/// How loaded rows combine with what a data source holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Added to the existing rows.
+    Append,
+    /// Replacing every existing row, in one step.
+    Replace,
+}
+
 /// An open workspace.
 pub struct Workspace {
     dir: PathBuf,
     store: Arc<Store>,
     catalog: RwLock<BTreeMap<String, Arc<Entry>>>,
+    /// Per data source: loads take it shared, a delete by condition exclusively (so no row
+    /// arrives between reading what to keep and replacing the rows).
+    writers: std::sync::Mutex<BTreeMap<String, Arc<RwLock<()>>>>,
 }
 
 /// Suffix of the quarantine companion of a data source.
@@ -171,7 +183,12 @@ impl Workspace {
             let ds = parse_datasource(&name, &text).map_err(|e| Error::Damaged(format!("{}: {e}", path.display())))?;
             catalog.insert(name, Arc::new(entry(ds, text)?));
         }
-        Ok(Workspace { dir: dir.to_path_buf(), store, catalog: RwLock::new(catalog) })
+        Ok(Workspace {
+            dir: dir.to_path_buf(),
+            store,
+            catalog: RwLock::new(catalog),
+            writers: std::sync::Mutex::new(BTreeMap::new()),
+        })
     }
 
     fn entry(&self, name: &str) -> Result<Arc<Entry>> {
@@ -267,12 +284,17 @@ impl Workspace {
                 Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
             }
         }
-        self.store_rows(name, &e, &good, &bad)
+        self.store_rows(name, &e, &good, &bad, LoadMode::Append)
     }
 
     /// Ingests CSV text (columns by position; a first row equal to the column names is a
     /// header): good rows into the data source, the others into its quarantine.
     pub fn ingest_csv(&self, name: &str, body: &str, delimiter: u8, import_id: &str) -> Result<Ingested> {
+        self.load_csv(name, body, delimiter, import_id, LoadMode::Append)
+    }
+
+    /// Loads CSV text with `mode`.
+    pub fn load_csv(&self, name: &str, body: &str, delimiter: u8, import_id: &str, mode: LoadMode) -> Result<Ingested> {
         let e = self.entry(name)?;
         let now = chrono::Utc::now();
         let now_nanos = now.timestamp_nanos_opt().unwrap_or(0);
@@ -309,12 +331,126 @@ impl Workspace {
                 Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
             }
         }
-        self.store_rows(name, &e, &good, &bad)
+        self.store_rows(name, &e, &good, &bad, mode)
     }
 
-    fn store_rows(&self, name: &str, e: &Entry, good: &[Vec<Cell>], bad: &[Vec<Cell>]) -> Result<Ingested> {
+    /// Loads NDJSON text with `mode`.
+    pub fn load_ndjson(&self, name: &str, body: &str, import_id: &str, mode: LoadMode) -> Result<Ingested> {
+        match mode {
+            LoadMode::Append => self.ingest_ndjson(name, body, import_id),
+            LoadMode::Replace => {
+                let e = self.entry(name)?;
+                let now = chrono::Utc::now();
+                let now_nanos = now.timestamp_nanos_opt().unwrap_or(0);
+                let (mut good, mut bad) = (Vec::new(), Vec::new());
+                for line in body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.trim().is_empty())
+                {
+                    match e.converter.convert(line, now_nanos) {
+                        Ok(row) => good.push(row),
+                        Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
+                    }
+                }
+                self.store_rows(name, &e, &good, &bad, mode)
+            }
+        }
+    }
+
+    /// Loads a Parquet file with `mode`: its columns are matched to the data source's by name
+    /// and cast to their types; a missing column must be nullable.
+    pub fn load_parquet(&self, name: &str, bytes: Vec<u8>, mode: LoadMode) -> Result<Ingested> {
+        self.entry(name)?;
+        let schema = self.store.schema(name)?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+            .map_err(|err| Error::Invalid(format!("invalid Parquet file: {err}")))?
+            .build()
+            .map_err(|err| Error::Invalid(format!("invalid Parquet file: {err}")))?;
+        let mut batches = Vec::new();
+        for b in reader {
+            let b = b.map_err(|err| Error::Invalid(format!("invalid Parquet file: {err}")))?;
+            let mut columns = Vec::with_capacity(schema.fields().len());
+            for field in schema.fields() {
+                let array = match b.column_by_name(field.name()) {
+                    Some(a) => arrow_cast::cast(a, field.data_type())
+                        .map_err(|err| Error::Invalid(format!("column '{}': {err}", field.name())))?,
+                    None if field.is_nullable() => arrow_array::new_null_array(field.data_type(), b.num_rows()),
+                    None => {
+                        return Err(Error::Invalid(format!(
+                            "column '{}' is missing from the Parquet file",
+                            field.name()
+                        )));
+                    }
+                };
+                columns.push(array);
+            }
+            batches.push(
+                RecordBatch::try_new(schema.clone(), columns)
+                    .map_err(|err| Error::Invalid(format!("invalid Parquet rows: {err}")))?,
+            );
+        }
+        let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
+        let rows = all.num_rows() as u64;
+        let lock = self.writer(name);
+        let _guard = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
+        match mode {
+            LoadMode::Append if rows == 0 => {}
+            LoadMode::Append => {
+                self.store.append(name, all)?;
+            }
+            LoadMode::Replace => {
+                self.store.replace(name, all)?;
+            }
+        }
+        Ok(Ingested { successful_rows: rows, quarantined_rows: 0 })
+    }
+
+    fn writer(&self, name: &str) -> Arc<RwLock<()>> {
+        let mut w = self.writers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Deletes the rows where `condition` (SQL) is true; with `dry_run`, only counts them.
+    /// Returns the number of rows deleted (or that would be).
+    pub fn delete_where(&self, name: &str, condition: &str, dry_run: bool) -> Result<u64> {
+        let lock = self.writer(name);
+        let _guard = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
+        let schema = self.store.schema(name)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|e| Error::Query(e.to_string()))?;
+        let matching = runtime.block_on(self.sql(&format!("SELECT count(*) FROM {name} WHERE ({condition})")))?;
+        let count = matching
+            .batches
+            .first()
+            .and_then(|b| b.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().map(|a| a.value(0)))
+            .unwrap_or(0) as u64;
+        if dry_run || count == 0 {
+            return Ok(count);
+        }
+        let kept =
+            runtime.block_on(self.sql(&format!("SELECT * FROM {name} WHERE NOT coalesce(({condition}), false)")))?;
+        let batches = kept
+            .batches
+            .iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(Error::arrow))
+            .collect::<Result<Vec<_>>>()?;
+        let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
+        self.store.replace(name, all)?;
+        Ok(count)
+    }
+
+    fn store_rows(
+        &self,
+        name: &str,
+        e: &Entry,
+        good: &[Vec<Cell>],
+        bad: &[Vec<Cell>],
+        mode: LoadMode,
+    ) -> Result<Ingested> {
         let result = Ingested { successful_rows: good.len() as u64, quarantined_rows: bad.len() as u64 };
-        if !good.is_empty() {
+        let lock = self.writer(name);
+        let _guard = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
+        if mode == LoadMode::Replace {
+            let b = batch(&e.columns, good).map_err(Error::arrow)?;
+            self.store.replace(name, b)?;
+        } else if !good.is_empty() {
             let b = batch(&e.columns, good).map_err(Error::arrow)?;
             self.store.append(name, b)?;
         }

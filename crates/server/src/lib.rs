@@ -46,6 +46,8 @@ pub struct AppState {
     pub workspace: Arc<Workspace>,
     /// Settings.
     pub config: Config,
+    /// Jobs by id (deletes run synchronously; their job objects stay readable).
+    pub jobs: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
 }
 
 /// A built server, bound to its port, ready to run.
@@ -61,7 +63,9 @@ impl Application {
         let workspace =
             tokio::task::spawn_blocking(move || Workspace::open(&dir, WorkspaceOptions::default())).await??;
         let listener = TcpListener::bind(config.listen).await?;
-        Ok(Application { listener, state: Arc::new(AppState { workspace: Arc::new(workspace), config }) })
+        let state =
+            AppState { workspace: Arc::new(workspace), config, jobs: std::sync::Mutex::new(Default::default()) };
+        Ok(Application { listener, state: Arc::new(state) })
     }
 
     /// The port the server listens on.

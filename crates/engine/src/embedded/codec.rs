@@ -17,6 +17,13 @@ pub enum Op {
         /// The rows.
         batch: RecordBatch,
     },
+    /// Every row of a table replaced by these rows, in one step.
+    Replace {
+        /// The table.
+        table: String,
+        /// The new rows.
+        batch: RecordBatch,
+    },
     /// Every row of a table removed.
     Truncate {
         /// The table.
@@ -41,6 +48,7 @@ const APPEND: u8 = 1;
 const TRUNCATE: u8 = 2;
 const DROP: u8 = 3;
 const CREATE: u8 = 4;
+const REPLACE: u8 = 5;
 
 /// Encodes an operation for the WAL.
 pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
@@ -49,6 +57,7 @@ pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
         Op::Truncate { table } => (TRUNCATE, table),
         Op::Drop { table } => (DROP, table),
         Op::Create { table, .. } => (CREATE, table),
+        Op::Replace { table, .. } => (REPLACE, table),
     };
     let mut out = Vec::with_capacity(64);
     out.push(kind);
@@ -57,7 +66,7 @@ pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
     if let Op::Create { definition, .. } = op {
         out.extend_from_slice(definition);
     }
-    if let Op::Append { batch, .. } = op {
+    if let Op::Append { batch, .. } | Op::Replace { batch, .. } = op {
         let mut w = StreamWriter::try_new(&mut out, &batch.schema())?;
         w.write(batch)?;
         w.finish()?;
@@ -72,12 +81,12 @@ pub fn decode(bytes: &[u8]) -> Result<Op, ArrowError> {
     let len = u16::from_le_bytes(bytes.get(1..3).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
     let table = std::str::from_utf8(bytes.get(3..3 + len).ok_or_else(bad)?).map_err(|_| bad())?.to_string();
     match kind {
-        APPEND => {
+        APPEND | REPLACE => {
             let reader = StreamReader::try_new(Cursor::new(&bytes[3 + len..]), None)?;
+            let schema = reader.schema();
             let batches = reader.collect::<Result<Vec<_>, _>>()?;
-            let schema = batches.first().map(RecordBatch::schema).ok_or_else(bad)?;
             let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
-            Ok(Op::Append { table, batch })
+            Ok(if kind == APPEND { Op::Append { table, batch } } else { Op::Replace { table, batch } })
         }
         TRUNCATE => Ok(Op::Truncate { table }),
         DROP => Ok(Op::Drop { table }),

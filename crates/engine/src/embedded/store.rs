@@ -131,6 +131,14 @@ fn table_schema(t: &ManifestTable) -> Result<SchemaRef> {
     schema(&cols).map_err(Error::arrow)
 }
 
+/// Adds `batch` to the unflushed rows of `table`.
+fn buffer(state: &mut State, table: String, batch: RecordBatch) {
+    let buf = state.buffers.entry(table).or_default();
+    buf.rows += batch.num_rows();
+    buf.bytes += batch.get_array_memory_size();
+    buf.batches.push(batch);
+}
+
 /// Whether a record at `lsn` about `table` concerns the table's current incarnation.
 fn current(state: &State, table: &str, lsn: Lsn) -> bool {
     state.manifest.tables.get(table).is_some_and(|t| t.created_lsn < lsn)
@@ -161,10 +169,7 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
             if !current(state, &table, lsn) {
                 return Ok(()); // for a table dropped since
             }
-            let buf = state.buffers.entry(table).or_default();
-            buf.rows += batch.num_rows();
-            buf.bytes += batch.get_array_memory_size();
-            buf.batches.push(batch);
+            buffer(state, table, batch);
         }
         Op::Drop { table } => {
             if !current(state, &table, lsn) {
@@ -176,25 +181,38 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
             write_manifest(dir, &state.manifest)?;
             let _ = std::fs::remove_dir_all(dir.join("tables").join(&table));
         }
+        Op::Replace { table, batch } => {
+            if !current(state, &table, lsn) {
+                return Ok(());
+            }
+            clear(state, dir, &table)?;
+            buffer(state, table, batch);
+        }
         Op::Truncate { table } => {
             if !current(state, &table, lsn) {
                 return Ok(());
             }
-            let buf = state.buffers.entry(table.clone()).or_default();
-            buf.batches.clear();
-            buf.flushing.clear();
-            buf.rows = 0;
-            buf.bytes = 0;
-            buf.generation += 1;
-            if let Some(t) = state.manifest.tables.get_mut(&table)
-                && !t.parts.is_empty()
-            {
-                let old = std::mem::take(&mut t.parts);
-                write_manifest(dir, &state.manifest)?;
-                for p in old {
-                    let _ = std::fs::remove_file(dir.join("tables").join(&table).join(&p.file));
-                }
-            }
+            clear(state, dir, &table)?;
+        }
+    }
+    Ok(())
+}
+
+/// Empties a table: its buffer (and any flush in progress) and its parts.
+fn clear(state: &mut State, dir: &Path, table: &str) -> Result<()> {
+    let buf = state.buffers.entry(table.to_string()).or_default();
+    buf.batches.clear();
+    buf.flushing.clear();
+    buf.rows = 0;
+    buf.bytes = 0;
+    buf.generation += 1;
+    if let Some(t) = state.manifest.tables.get_mut(table)
+        && !t.parts.is_empty()
+    {
+        let old = std::mem::take(&mut t.parts);
+        write_manifest(dir, &state.manifest)?;
+        for p in old {
+            let _ = std::fs::remove_file(dir.join("tables").join(table).join(&p.file));
         }
     }
     Ok(())
@@ -306,6 +324,15 @@ impl Store {
             return Err(Error::Invalid(format!("rows do not match the schema of '{table}'")));
         }
         self.log(Op::Append { table: table.to_string(), batch })
+    }
+
+    /// Replaces every row of a table with `batch`, in one logged step.
+    pub fn replace(&self, table: &str, batch: RecordBatch) -> Result<Lsn> {
+        let expected = self.schema(table)?;
+        if batch.schema().fields() != expected.fields() {
+            return Err(Error::Invalid(format!("rows do not match the schema of '{table}'")));
+        }
+        self.log(Op::Replace { table: table.to_string(), batch })
     }
 
     /// Removes every row of a table (buffer and parts).

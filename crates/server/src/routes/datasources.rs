@@ -13,7 +13,10 @@ use serde_json::{Value as Json, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use engine::workspace::QUARANTINE;
+use engine::workspace::{LoadMode, QUARANTINE};
+
+const NAME_HELP: &str =
+    "Names must start with a letter or underscore and contain only letters, numbers and underscores.";
 
 fn not_found(name: &str) -> ApiError {
     ApiError::json(StatusCode::NOT_FOUND, format!("Data Source '{name}' does not exist"))
@@ -185,31 +188,50 @@ fn datafile_from_params(p: &HashMap<String, String>) -> Result<String, ApiError>
     Ok(text)
 }
 
-/// Appends a file's rows in `format`; the append response (spec §13.1).
+/// Appends (or replaces with) a file's rows in `format`; the append response (spec §13.1).
 async fn append_rows(
     state: &Arc<AppState>,
     name: &str,
     format: &str,
     body: Vec<u8>,
     delimiter: u8,
+    mode: LoadMode,
 ) -> Result<Response, ApiError> {
     let ws = state.workspace.clone();
-    let Some(ds) = ws.datasource(name) else { return Err(not_found(name)) };
+    let Some(ds) = ws.datasource(name) else {
+        return Err(match mode {
+            LoadMode::Replace => ApiError::json(
+                StatusCode::BAD_REQUEST,
+                format!("Data Source \"{name}\" does not exist, can not replace a non existing Data Source"),
+            ),
+            LoadMode::Append => not_found(name),
+        });
+    };
+    if body.is_empty() {
+        return Err(ApiError::json(
+            StatusCode::BAD_REQUEST,
+            "Url or body payload should be sent. Are you doing a POST without data?",
+        ));
+    }
     let import_id = uuid::Uuid::new_v4().to_string();
-    let text = String::from_utf8_lossy(&body).into_owned();
     let (ws2, n2, id2) = (ws.clone(), name.to_string(), import_id.clone());
     let ingested = match format {
         "ndjson" | "json" => {
             if !ds.is_ndjson() {
                 return Err(ApiError::json(StatusCode::BAD_REQUEST, "Data Source must be of type JSON"));
             }
-            tokio::task::spawn_blocking(move || ws2.ingest_ndjson(&n2, &text, &id2)).await
+            let text = String::from_utf8_lossy(&body).into_owned();
+            tokio::task::spawn_blocking(move || ws2.load_ndjson(&n2, &text, &id2, mode)).await
         }
-        "csv" => tokio::task::spawn_blocking(move || ws2.ingest_csv(&n2, &text, delimiter, &id2)).await,
+        "csv" => {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            tokio::task::spawn_blocking(move || ws2.load_csv(&n2, &text, delimiter, &id2, mode)).await
+        }
+        "parquet" => tokio::task::spawn_blocking(move || ws2.load_parquet(&n2, body, mode)).await,
         other => {
             return Err(ApiError::json(
                 StatusCode::BAD_REQUEST,
-                format!("format '{other}' is not supported yet, use csv or ndjson"),
+                format!("Invalid format \"{other}\", valid formats are csv, ndjson, parquet"),
             ));
         }
     }
@@ -232,8 +254,12 @@ async fn append_rows(
     ))
 }
 
-fn delimiter(query: &HashMap<String, String>) -> u8 {
-    query.get("dialect_delimiter").and_then(|d| d.bytes().next()).unwrap_or(b',')
+fn delimiter(query: &HashMap<String, String>) -> Result<u8, ApiError> {
+    match query.get("dialect_delimiter") {
+        None => Ok(b','),
+        Some(d) if d.len() == 1 => Ok(d.as_bytes()[0]),
+        Some(_) => Err(ApiError::json(StatusCode::BAD_REQUEST, "The dialect delimiter must be a 1-character string")),
+    }
 }
 
 /// `POST /v0/datasources`: create from a schema, or append a file (multipart field `csv`,
@@ -283,14 +309,36 @@ async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, Ap
         }
     }
     super::require_admin(&state, &query, &headers)?;
-    let Some(name) = query.get("name").cloned().filter(|n| !n.is_empty()) else {
-        return Err(ApiError::json(StatusCode::BAD_REQUEST, "The name parameter is required"));
-    };
     let mode = query.get("mode").map_or("create", String::as_str).to_ascii_lowercase();
+    let name = query.get("name").cloned().filter(|n| !n.is_empty());
+    if query.contains_key("schema") && mode != "create" {
+        return Err(ApiError::json(StatusCode::BAD_REQUEST, "Schema creation is only compatible with mode=create"));
+    }
     match mode.as_str() {
         "create" => {
+            let Some(name) = name else {
+                return Err(ApiError::json(
+                    StatusCode::BAD_REQUEST,
+                    "Data Source name must be set when creating with schema",
+                ));
+            };
+            if query.contains_key("engine") && !query.contains_key("schema") {
+                return Err(ApiError::json(
+                    StatusCode::BAD_REQUEST,
+                    "The engine parameter requires the schema parameter",
+                ));
+            }
             if !valid_name(&name) {
-                return Err(ApiError::json(StatusCode::BAD_REQUEST, format!("Invalid Data Source name \"{name}\"")));
+                return Err(ApiError::json(
+                    StatusCode::BAD_REQUEST,
+                    format!("Invalid Data Source name \"{name}\". {NAME_HELP}"),
+                ));
+            }
+            if state.workspace.datasource(&name).is_some() {
+                return Err(ApiError::json(
+                    StatusCode::BAD_REQUEST,
+                    format!("Data Source \"{name}\" already exists, use mode=append"),
+                ));
             }
             let text = datafile_from_params(&query)?;
             let ws = state.workspace.clone();
@@ -302,18 +350,34 @@ async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, Ap
             let ds = state.workspace.datasource(&name).map(|d| info(&state, &name, &d)).unwrap_or_default();
             Ok(super::json_response(StatusCode::OK, &json!({ "datasource": ds })))
         }
-        "append" => {
+        "append" | "replace" => {
+            let load = if mode == "append" { LoadMode::Append } else { LoadMode::Replace };
+            let Some(name) = name else {
+                return Err(ApiError::json(
+                    StatusCode::BAD_REQUEST,
+                    format!("Data source name must be set with mode={mode} (name=my_datasource)"),
+                ));
+            };
+            if query.contains_key("replace_condition") {
+                return Err(ApiError::json(
+                    StatusCode::BAD_REQUEST,
+                    "replace_condition is not supported by the embedded engine yet",
+                ));
+            }
             let format = query.get("format").map_or("csv", String::as_str).to_ascii_lowercase();
-            append_rows(&state, &name, &format, file.unwrap_or_default(), delimiter(&query)).await
+            append_rows(&state, &name, &format, file.unwrap_or_default(), delimiter(&query)?, load).await
         }
-        other => Err(ApiError::json(StatusCode::BAD_REQUEST, format!("mode '{other}' is not supported yet"))),
+        other => Err(ApiError::json(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid mode \"{other}\", valid modes are create, append, replace"),
+        )),
     }
 }
 
-/// `POST /v1/datasources/{name}/append?format=…`: the raw body is the file.
-pub(crate) async fn append_raw(
+/// `POST /v1/datasources/{name}/append|replace?format=…`: the raw body is the file.
+pub(crate) async fn load_raw(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Path((name, action)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -321,10 +385,88 @@ pub(crate) async fn append_raw(
     if let Err(e) = super::require_admin(&state, &query, &headers) {
         return e.into_response();
     }
+    let mode = match action.as_str() {
+        "append" => LoadMode::Append,
+        "replace" => LoadMode::Replace,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
     let format = query.get("format").map_or("csv", String::as_str).to_ascii_lowercase();
-    append_rows(&state, &name, &format, body.to_vec(), delimiter(&query))
+    let delimiter = match delimiter(&query) {
+        Ok(d) => d,
+        Err(e) => return e.into_response(),
+    };
+    append_rows(&state, &name, &format, body.to_vec(), delimiter, mode)
         .await
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /v0/datasources/{name}/delete`: rows matching `delete_condition` removed (a job that
+/// is done when this answers), or counted with `dry_run=true`.
+pub(crate) async fn delete_rows(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(mut query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    for (k, v) in super::sql::form_pairs(&body) {
+        query.entry(k).or_insert(v);
+    }
+    if let Err(e) = super::require_admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    if state.workspace.datasource(&name).is_none() {
+        return ApiError::json(StatusCode::NOT_FOUND, format!("Data Source \"{name}\" does not exist")).into_response();
+    }
+    let Some(condition) = query.get("delete_condition").cloned().filter(|c| !c.trim().is_empty()) else {
+        return ApiError::json(StatusCode::BAD_REQUEST, "The delete_condition='delete_statement' is mandatory")
+            .into_response();
+    };
+    let dry_run = query.get("dry_run").is_some_and(|d| d == "true");
+    let ws = state.workspace.clone();
+    let (n2, c2) = (name.clone(), condition.clone());
+    let result = tokio::task::spawn_blocking(move || ws.delete_where(&n2, &c2, dry_run)).await;
+    let deleted = match result {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            return ApiError::json(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to apply delete_condition='{condition}': {e}"),
+            )
+            .into_response();
+        }
+        Err(_) => return ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+    };
+    if dry_run {
+        return super::json_response(StatusCode::OK, &json!({ "rows_to_be_deleted": deleted }));
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let job = json!({
+        "id": id, "job_id": id, "kind": "delete_data", "status": "done",
+        "job_url": format!("/v0/jobs/{id}"), "delete_condition": condition,
+        "created_at": now, "updated_at": now, "rows_affected": deleted,
+        "datasource": {"name": name},
+    });
+    state.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, job.clone());
+    super::json_response(StatusCode::OK, &job)
+}
+
+/// `GET /v0/jobs/{id}`.
+pub(crate) async fn job(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = super::require_admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    let job = state.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned();
+    match job {
+        Some(job) => super::json_response(StatusCode::OK, &job),
+        None => ApiError::json(StatusCode::NOT_FOUND, format!("Job with id \"{id}\" not found")).into_response(),
+    }
 }
 
 /// `DELETE /v0/datasources/{name}`: the data source, its quarantine and its data.

@@ -411,3 +411,120 @@ async fn csv_appends_multipart_raw_and_drop() {
     assert_eq!(v["data"][0]["c"], 0);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn replace_parquet_and_delete_by_condition() {
+    let s = Server::start("replace").await;
+    s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    // Export as Parquet through the SQL API, then load it into a copy of the data source.
+    let parquet = s
+        .client
+        .get(s.url("/v0/sql"))
+        .query(&[("q", "SELECT * FROM events FORMAT Parquet")])
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&parquet[..4], b"PAR1");
+    let r = s
+        .client
+        .post(s.url("/v1/datasources/events/append?format=parquet"))
+        .bearer_auth(TOKEN)
+        .body(parquet.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (_, v) = s.sql("SELECT count(*) AS c FROM events FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 10);
+    // Replace: the contents become exactly the body.
+    let r = s
+        .client
+        .post(s.url("/v0/datasources?mode=replace&name=events&format=ndjson"))
+        .bearer_auth(TOKEN)
+        .body(example("fixtures/events.ndjson").lines().take(2).collect::<Vec<_>>().join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, v) = s.sql("SELECT count(*) AS c FROM events FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 2);
+    // Delete by condition: a dry run counts, then a job deletes.
+    s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    let r = s
+        .client
+        .post(s.url("/v0/datasources/events/delete"))
+        .bearer_auth(TOKEN)
+        .form(&[("delete_condition", "org = 'globex'"), ("dry_run", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"rows_to_be_deleted": 2}));
+    let r = s
+        .client
+        .post(s.url("/v0/datasources/events/delete"))
+        .bearer_auth(TOKEN)
+        .form(&[("delete_condition", "org = 'globex'")])
+        .send()
+        .await
+        .unwrap();
+    let job: Value = r.json().await.unwrap();
+    assert_eq!((job["status"].clone(), job["rows_affected"].clone()), (json!("done"), json!(2)));
+    let r = s
+        .client
+        .get(s.url(&format!("/v0/jobs/{}", job["id"].as_str().unwrap())))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["delete_condition"], "org = 'globex'");
+    let (_, v) = s.sql("SELECT count(*) AS c FROM events WHERE org = 'globex' FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 0);
+    let (_, v) = s.sql("SELECT count(*) AS c FROM events FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 5);
+    // The spec's messages.
+    let cases = [
+        (
+            vec![("mode", "append"), ("name", "events"), ("schema", "a String")],
+            400,
+            "Schema creation is only compatible with mode=create",
+        ),
+        (
+            vec![("mode", "bogus"), ("name", "events")],
+            400,
+            "Invalid mode \"bogus\", valid modes are create, append, replace",
+        ),
+        (vec![("schema", "a String")], 400, "Data Source name must be set when creating with schema"),
+        (
+            vec![("name", "events"), ("schema", "a String")],
+            400,
+            "Data Source \"events\" already exists, use mode=append",
+        ),
+        (
+            vec![("mode", "replace"), ("name", "nope"), ("format", "csv")],
+            400,
+            "Data Source \"nope\" does not exist, can not replace a non existing Data Source",
+        ),
+        (
+            vec![("mode", "append"), ("name", "events"), ("format", "csv")],
+            400,
+            "Url or body payload should be sent. Are you doing a POST without data?",
+        ),
+    ];
+    for (form, status, message) in cases {
+        let r = s.client.post(s.url("/v0/datasources")).bearer_auth(TOKEN).form(&form).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{form:?}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], message, "{form:?}");
+    }
+    let r = s.client.post(s.url("/v0/datasources/events/delete")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "The delete_condition='delete_statement' is mandatory");
+    let r = s.client.get(s.url("/v0/jobs/nope")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.json::<Value>().await.unwrap()["error"].clone()),
+        (404, json!("Job with id \"nope\" not found"))
+    );
+    s.stop().await;
+}
