@@ -1,4 +1,4 @@
-//! `aviary append <datasource> <file>`: streams a local CSV or NDJSON file into a running
+//! `aviary append <datasource> <file>`: streams a local CSV, NDJSON or Parquet file into a running
 //! server in chunks, with a progress bar (rows, MB/s, ETA), and reports quarantined rows as it
 //! goes — the way history is loaded before going live.
 
@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct AppendArgs {
     /// The data source to append to.
     pub datasource: String,
-    /// A `.csv` or `.ndjson` file (`.jsonl` and `.json` count as NDJSON).
+    /// A `.csv`, `.ndjson` or `.parquet` file (`.jsonl` and `.json` count as NDJSON).
     pub file: PathBuf,
     /// The server's base URL.
     #[arg(long, env = "AVIARY_HOST", default_value = "http://127.0.0.1:7181")]
@@ -44,11 +44,12 @@ pub fn run(args: &AppendArgs) -> Result<ExitCode> {
     let ndjson = match ext.as_str() {
         "ndjson" | "jsonl" | "json" => true,
         "csv" => false,
-        other => bail!("unsupported file type '.{other}': use .csv or .ndjson"),
+        "parquet" => return run_parquet(args),
+        other => bail!("unsupported file type '.{other}': use .csv, .ndjson or .parquet"),
     };
     let size = std::fs::metadata(&args.file).with_context(|| format!("reading {}", args.file.display()))?.len();
     let reader = BufReader::new(File::open(&args.file)?);
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build()?;
+    let client = http_client()?;
     let url = if ndjson {
         format!("{}/v0/events?name={}&wait=true", args.host.trim_end_matches('/'), args.datasource)
     } else {
@@ -79,16 +80,8 @@ pub fn run(args: &AppendArgs) -> Result<ExitCode> {
             }
         }
         if !chunk.trim().is_empty() {
-            let (ok, bad) = send(&client, &url, &args.token, &chunk, ndjson, args.retries)?;
-            totals.rows += ok;
-            totals.quarantined += bad;
-            totals.bytes += chunk.len() as u64;
-            if bad > 0 {
-                bar.println(format!(
-                    "{bad} row(s) of this chunk went to {}_quarantine (SELECT * FROM {}_quarantine to see why)",
-                    args.datasource, args.datasource
-                ));
-            }
+            let (ok, bad) = send(&client, &url, &args.token, chunk.as_bytes(), ndjson, args.retries)?;
+            totals.add(ok, bad, chunk.len(), &bar, &args.datasource);
             bar.set_position(totals.bytes.min(size));
             bar.set_message(format!("{} rows, {} quarantined", totals.rows, totals.quarantined));
         }
@@ -96,19 +89,85 @@ pub fn run(args: &AppendArgs) -> Result<ExitCode> {
             break;
         }
     }
-    bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
-    println!(
-        "{} rows appended to {}, {} quarantined, {:.1} MB in {:.1} s ({:.1} MB/s, {:.0} rows/s)",
-        totals.rows,
-        args.datasource,
-        totals.quarantined,
-        totals.bytes as f64 / 1e6,
-        secs,
-        totals.bytes as f64 / 1e6 / secs,
-        (totals.rows + totals.quarantined) as f64 / secs
+    Ok(totals.finish(&bar, started, &args.datasource))
+}
+
+/// Parquet: read in batches of about `chunk_bytes` (by the file's average row size), each sent as
+/// a Parquet file of its own to `/v0/datasources?mode=append&format=parquet`.
+fn run_parquet(args: &AppendArgs) -> Result<ExitCode> {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::properties::WriterProperties;
+
+    let file = File::open(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let size = file.metadata()?.len();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).context("not a Parquet file")?;
+    let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let row_bytes = (size / rows.max(1)).max(1);
+    let batch_rows = usize::try_from((args.chunk_bytes as u64 / row_bytes).max(1)).unwrap_or(usize::MAX);
+    let reader = builder.with_batch_size(batch_rows).build()?;
+    let client = http_client()?;
+    let url = format!(
+        "{}/v0/datasources?mode=append&format=parquet&name={}",
+        args.host.trim_end_matches('/'),
+        args.datasource
     );
-    Ok(if totals.quarantined > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    let bar = ProgressBar::new(rows);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut totals = Totals::default();
+    let props = WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
+    for batch in reader {
+        let batch = batch.context("reading the Parquet file")?;
+        let mut body = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut body, batch.schema(), Some(props.clone()))?;
+        writer.write(&batch)?;
+        writer.close()?;
+        let (ok, bad) = send(&client, &url, &args.token, &body, false, args.retries)?;
+        totals.add(ok, bad, body.len(), &bar, &args.datasource);
+        bar.set_position(totals.rows + totals.quarantined);
+    }
+    Ok(totals.finish(&bar, started, &args.datasource))
+}
+
+fn http_client() -> Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build()?)
+}
+
+impl Totals {
+    /// Counts one acknowledged chunk and reports its quarantined rows.
+    fn add(&mut self, ok: u64, bad: u64, bytes: usize, bar: &ProgressBar, datasource: &str) {
+        self.rows += ok;
+        self.quarantined += bad;
+        self.bytes += bytes as u64;
+        if bad > 0 {
+            bar.println(format!(
+                "{bad} row(s) of this chunk went to {datasource}_quarantine (SELECT * FROM {datasource}_quarantine to see why)"
+            ));
+        }
+        bar.set_message(format!("{} rows, {} quarantined", self.rows, self.quarantined));
+    }
+
+    /// Prints the summary; exit code 3 when rows were quarantined.
+    fn finish(self, bar: &ProgressBar, started: Instant, datasource: &str) -> ExitCode {
+        let totals = self;
+        bar.finish_and_clear();
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        println!(
+            "{} rows appended to {}, {} quarantined, {:.1} MB in {:.1} s ({:.1} MB/s, {:.0} rows/s)",
+            totals.rows,
+            datasource,
+            totals.quarantined,
+            totals.bytes as f64 / 1e6,
+            secs,
+            totals.bytes as f64 / 1e6 / secs,
+            (totals.rows + totals.quarantined) as f64 / secs
+        );
+        if totals.quarantined > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS }
+    }
 }
 
 /// Sends one chunk; returns (stored rows, quarantined rows). Retries 429/503 and connection
@@ -117,13 +176,13 @@ fn send(
     client: &reqwest::blocking::Client,
     url: &str,
     token: &str,
-    body: &str,
+    body: &[u8],
     ndjson: bool,
     retries: u32,
 ) -> Result<(u64, u64)> {
     let mut delay = Duration::from_millis(200);
     for attempt in 0..=retries {
-        let result = client.post(url).bearer_auth(token).body(body.to_string()).send();
+        let result = client.post(url).bearer_auth(token).body(body.to_vec()).send();
         match result {
             Ok(r) if r.status().is_success() => {
                 let v: serde_json::Value = r.json().context("the server's answer is not JSON")?;

@@ -22,8 +22,11 @@ enum Command {
     Template(TemplateCommand),
     /// Run the server: the analytics API over a data directory.
     Serve(Box<ServeArgs>),
-    /// Load a local file (CSV or NDJSON) into a data source of a running server, with progress.
+    /// Load a local file (CSV, NDJSON or Parquet) into a data source of a running server, with progress.
     Append(crate::append::AppendArgs),
+    /// Benchmarks (run them on a release build: `cargo run --release -- bench ingest`).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
     /// Check a datafile project (`.datasource` and `.pipe` files under DIR) and print every
     /// problem; exits 1 when there are errors.
     Check {
@@ -92,6 +95,7 @@ impl Cli {
             Command::Check { dir } => check(&dir),
             Command::Serve(args) => crate::serve::run(*args),
             Command::Append(args) => crate::append::run(&args),
+            Command::Bench(cmd) => cmd.run(),
         };
         match result {
             Ok(code) => code,

@@ -100,12 +100,18 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
 /// Parts of one partition past which they are merged into one.
 const MAX_PARTS_PER_PARTITION: usize = 8;
 
-/// Writes buffered rows to Parquet every `flush_interval`; merges parts and applies TTLs every
-/// `MAINTENANCE_EVERY`.
+/// How often the flush loop looks at the buffers.
+const FLUSH_POLL: Duration = Duration::from_millis(100);
+
+/// Writes buffered rows to Parquet every `flush_interval`, or as soon as they pass an eighth of
+/// the buffer budget (so a flush's transient copies stay small and buffers do not grow with the
+/// ingest rate); merges parts and applies TTLs every `MAINTENANCE_EVERY`.
 async fn flush_loop(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(state.config.flush_interval);
+    let mut tick = tokio::time::interval(FLUSH_POLL.min(state.config.flush_interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_maintenance = std::time::Instant::now();
+    let mut last_flush = std::time::Instant::now();
+    let early = state.config.max_buffer_bytes / 8;
     loop {
         tick.tick().await;
         let ws = state.workspace.clone();
@@ -119,9 +125,11 @@ async fn flush_loop(state: Arc<AppState>) {
                 Ok(Ok(_)) => {}
             }
         }
-        if ws.store().buffered_bytes() == 0 {
+        let buffered = ws.store().buffered_bytes();
+        if buffered == 0 || (buffered < early && last_flush.elapsed() < state.config.flush_interval) {
             continue;
         }
+        last_flush = std::time::Instant::now();
         match tokio::task::spawn_blocking(move || ws.flush()).await {
             Ok(Err(e)) => tracing::error!(error = %e, "flush failed; rows stay in the WAL"),
             Err(e) => tracing::error!(error = %e, "flush panicked; rows stay in the WAL"),

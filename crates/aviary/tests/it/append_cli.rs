@@ -1,4 +1,4 @@
-//! `aviary append`: a local NDJSON or CSV file streamed into a running server in chunks, with
+//! `aviary append`: a local NDJSON, CSV or Parquet file streamed into a running server in chunks, with
 //! the quarantined rows reported and a summary at the end.
 
 use std::process::Command;
@@ -62,8 +62,29 @@ fn loads_ndjson_and_csv_files_with_a_summary() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(count(&url, "SELECT count(*) AS c FROM events WHERE org = 'acme'"), 2);
+    // Parquet: the two `acme` rows read back as Parquet and appended again, in 1-row chunks.
+    let parquet = reqwest::blocking::Client::new()
+        .get(format!("{url}/v0/sql"))
+        .query(&[("q", "SELECT * FROM events WHERE org = 'acme' FORMAT Parquet")])
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let pq = dir.join("acme.parquet");
+    std::fs::write(&pq, &parquet).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
-        .args(["append", "events", "x.parquet", "--token", TOKEN])
+        .args(["append", "events"])
+        .arg(&pq)
+        .args(["--host", &url, "--token", TOKEN, "--chunk-bytes", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("2 rows appended to events, 0 quarantined"), "{stdout}");
+    assert_eq!(count(&url, "SELECT count(*) AS c FROM events WHERE org = 'acme'"), 4);
+    let out = Command::new(env!("CARGO_BIN_EXE_aviary"))
+        .args(["append", "events", "x.txt", "--token", TOKEN])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
