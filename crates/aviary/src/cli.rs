@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Milliseconds between writes of buffered rows to Parquet.
     #[arg(long, env = "AVIARY_FLUSH_INTERVAL_MS", default_value_t = 1000)]
     pub flush_interval_ms: u64,
+    /// Events API requests per second for the workspace (also the burst); 0 turns it off.
+    #[arg(long, env = "AVIARY_EVENTS_RPS", default_value_t = 1_000)]
+    pub events_rps: u32,
     /// Documentation base URL used in error bodies.
     #[arg(long, env = "AVIARY_DOCS_BASE_URL", default_value = "https://www.tinybird.co/docs")]
     pub docs_base_url: String,

@@ -64,6 +64,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         max_buffer_bytes: args.max_buffer_bytes,
         flush_interval: Duration::from_millis(args.flush_interval_ms.max(10)),
         docs_base_url: args.docs_base_url.clone(),
+        events_rps: args.events_rps,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod format;
 mod infer;
+pub mod limits;
 mod routes;
 
 use std::future::Future;
@@ -38,6 +39,8 @@ pub struct Config {
     pub flush_interval: Duration,
     /// Documentation base URL used in error bodies.
     pub docs_base_url: String,
+    /// Events API requests per second for the workspace (also the burst); 0 turns the limit off.
+    pub events_rps: u32,
 }
 
 /// Shared state of the handlers.
@@ -48,6 +51,8 @@ pub struct AppState {
     pub config: Config,
     /// Jobs by id (deletes run synchronously; their job objects stay readable).
     pub jobs: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
+    /// The workspace's Events API limiter (spec §8.1), when on.
+    pub events_limit: Option<limits::Gcra>,
 }
 
 /// A built server, bound to its port, ready to run.
@@ -63,8 +68,12 @@ impl Application {
         let workspace =
             tokio::task::spawn_blocking(move || Workspace::open(&dir, WorkspaceOptions::default())).await??;
         let listener = TcpListener::bind(config.listen).await?;
-        let state =
-            AppState { workspace: Arc::new(workspace), config, jobs: std::sync::Mutex::new(Default::default()) };
+        let state = AppState {
+            workspace: Arc::new(workspace),
+            events_limit: (config.events_rps > 0).then(|| limits::Gcra::new(config.events_rps, config.events_rps)),
+            config,
+            jobs: std::sync::Mutex::new(Default::default()),
+        };
         Ok(Application { listener, state: Arc::new(state) })
     }
 

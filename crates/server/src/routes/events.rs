@@ -50,10 +50,18 @@ pub(crate) async fn events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(state, query, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    let decision = state.events_limit.as_ref().map(|l| l.check(std::time::Instant::now()));
+    let mut response = match decision {
+        Some(d) if !d.allowed => plain(StatusCode::TOO_MANY_REQUESTS, "Too many requests").into_response(),
+        _ => match handle(state, query, headers, body).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
+    };
+    if let Some(d) = decision {
+        d.apply(response.headers_mut());
     }
+    response
 }
 
 async fn handle(

@@ -31,6 +31,10 @@ fn example(path: &str) -> String {
 
 impl Server {
     async fn start(name: &str) -> Server {
+        Server::start_with(name, 1_000).await
+    }
+
+    async fn start_with(name: &str, events_rps: u32) -> Server {
         let dir = std::env::temp_dir().join(format!("aviary-api-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let config = server::Config {
@@ -43,6 +47,7 @@ impl Server {
             max_buffer_bytes: 64 * 1024 * 1024,
             flush_interval: Duration::from_millis(50),
             docs_base_url: "https://www.tinybird.co/docs".into(),
+            events_rps,
         };
         let app = server::Application::build(config).await.unwrap();
         app.workspace().deploy_datasource("events", &example("datasources/events.datasource")).unwrap();
@@ -527,4 +532,33 @@ async fn replace_parquet_and_delete_by_condition() {
         (404, json!("Job with id \"nope\" not found"))
     );
     s.stop().await;
+}
+
+#[tokio::test]
+async fn events_api_rate_limit_answers_429_with_headers() {
+    let s = Server::start_with("ratelimit", 3).await;
+    let line = example("fixtures/events.ndjson").lines().next().unwrap().to_string();
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..4 {
+        let r =
+            s.client.post(s.url("/v0/events?name=events")).bearer_auth(TOKEN).body(line.clone()).send().await.unwrap();
+        statuses.push(r.status());
+        assert_eq!(r.headers()["x-ratelimit-limit"], "3");
+        assert!(r.headers().contains_key("x-ratelimit-remaining") && r.headers().contains_key("x-ratelimit-reset"));
+        last = Some(r);
+    }
+    // A burst of 3 passes; the 4th within the same second is refused, and nothing of it is stored.
+    assert_eq!(statuses[..3], [StatusCode::ACCEPTED; 3]);
+    let refused = last.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    assert_eq!(refused.headers()["x-ratelimit-remaining"], "0");
+    assert_eq!(refused.text().await.unwrap(), "Too many requests\n");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _) = s.events("name=events&wait=true", line).await;
+    assert_eq!(status, StatusCode::OK, "the bucket refills");
+    let (_, v) = s.sql("SELECT count(*) AS c FROM events FORMAT JSON").await;
+    assert_eq!(v["data"][0]["c"], 4);
 }
