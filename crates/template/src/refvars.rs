@@ -214,6 +214,8 @@ fn reserved(name: &str) -> bool {
         "type",
         "vars",
         "zip",
+        // Python's built-in constants (the singleton named NotImplemented included): a template
+        // that mentions one reads Python's value, so it is not a request parameter.
         "Ellipsis",
         "NotImplemented",
         "True",

@@ -161,20 +161,14 @@ impl RowConverter {
                 Err(e) => failed.push((plan.name.clone(), e)),
             }
         }
-        if failed.is_empty() {
-            return Ok(row);
-        }
-        Err(Quarantined {
-            values: raw
-                .into_iter()
+        row_or_quarantine(row, failed, || {
+            raw.into_iter()
                 .map(|v| match v {
                     None | Some(Json::Null) => None,
                     Some(Json::String(s)) => Some(s),
                     Some(other) => Some(other.to_string()),
                 })
-                .collect(),
-            error_columns: failed.iter().map(|(c, _)| c.clone()).collect(),
-            errors: failed.into_iter().map(|(_, e)| e).collect(),
+                .collect()
         })
     }
 
@@ -213,14 +207,7 @@ impl RowConverter {
                 Err(e) => failed.push((plan.name.clone(), e)),
             }
         }
-        if failed.is_empty() {
-            return Ok(row);
-        }
-        Err(Quarantined {
-            values: fields.iter().map(|f| f.map(str::to_string)).collect(),
-            error_columns: failed.iter().map(|(c, _)| c.clone()).collect(),
-            errors: failed.into_iter().map(|(_, e)| e).collect(),
-        })
+        row_or_quarantine(row, failed, || fields.iter().map(|f| f.map(str::to_string)).collect())
     }
 
     fn fallback(&self, plan: &Plan, now_nanos: i64) -> Result<Cell, String> {
@@ -267,6 +254,20 @@ fn walk(v: &Json, steps: &[PathStep]) -> Option<Json> {
             Some(Json::Array(items.iter().map(|i| walk(i, rest).unwrap_or(Json::Null)).collect()))
         }
     }
+}
+
+/// The converted row when every column converted; otherwise the quarantine record, with the raw
+/// input `values` and one error per failed `(column, error)`.
+fn row_or_quarantine(
+    row: Vec<Cell>,
+    failed: Vec<(String, String)>,
+    values: impl FnOnce() -> Vec<Option<String>>,
+) -> Result<Vec<Cell>, Quarantined> {
+    if failed.is_empty() {
+        return Ok(row);
+    }
+    let (error_columns, errors) = failed.into_iter().unzip();
+    Err(Quarantined { values: values(), error_columns, errors })
 }
 
 #[cfg(test)]

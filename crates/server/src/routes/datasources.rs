@@ -13,6 +13,7 @@ use serde_json::{Value as Json, json};
 
 use crate::AppState;
 use crate::error::ApiError;
+use engine::workspace::Workspace;
 use engine::workspace::{LoadMode, QUARANTINE};
 
 const NAME_HELP: &str =
@@ -476,41 +477,42 @@ pub(crate) async fn drop(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = super::require_admin(&state, &query, &headers) {
-        return e.into_response();
-    }
-    if state.workspace.datasource(&name).is_none() {
-        return not_found(&name).into_response();
-    }
-    let ws = state.workspace.clone();
-    match tokio::task::spawn_blocking(move || ws.drop_datasource(&name)).await {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => ApiError::engine(&e, false).into_response(),
-        Err(_) => ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
-    }
+    let result = on_existing(&state, name, &query, &headers, |ws, name| ws.drop_datasource(&name)).await;
+    result.map_or_else(IntoResponse::into_response, |()| StatusCode::NO_CONTENT.into_response())
 }
 
+/// `POST /v0/datasources/{name}/truncate`: every row, and the quarantine's.
 pub(crate) async fn truncate(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = super::require_admin(&state, &query, &headers) {
-        return e.into_response();
-    }
-    if state.workspace.datasource(&name).is_none() {
-        return not_found(&name).into_response();
-    }
-    let ws = state.workspace.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    let result = on_existing(&state, name, &query, &headers, |ws, name| {
         ws.store().truncate(&name)?;
-        ws.store().truncate(&format!("{name}{QUARANTINE}"))
+        ws.store().truncate(&format!("{name}{QUARANTINE}"))?;
+        Ok(())
     })
     .await;
-    match result {
-        Ok(Ok(_)) => super::json_response(StatusCode::OK, &json!({})),
-        Ok(Err(e)) => ApiError::engine(&e, false).into_response(),
-        Err(_) => ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+    result.map_or_else(IntoResponse::into_response, |()| super::json_response(StatusCode::OK, &json!({})))
+}
+
+/// Runs `work` on the blocking pool for an admin request about an existing data source.
+async fn on_existing(
+    state: &Arc<AppState>,
+    name: String,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    work: impl FnOnce(Arc<Workspace>, String) -> engine::Result<()> + Send + 'static,
+) -> Result<(), ApiError> {
+    super::require_admin(state, query, headers)?;
+    if state.workspace.datasource(&name).is_none() {
+        return Err(not_found(&name));
+    }
+    let ws = state.workspace.clone();
+    match tokio::task::spawn_blocking(move || work(ws, name)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ApiError::engine(&e, false)),
+        Err(_) => Err(ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
     }
 }
