@@ -55,6 +55,31 @@ pub struct AppState {
     pub events_limit: Option<limits::Gcra>,
 }
 
+/// How long a write waits for buffers to drain before it is refused with 503.
+const MAX_BACKPRESSURE_WAIT: Duration = Duration::from_secs(30);
+
+impl AppState {
+    /// Waits until the buffers have room for another write. Past a quarter of the buffer
+    /// budget writes are held (the acknowledgement waits, so clients slow down to what the
+    /// flush sustains and memory stays bounded); `false` when the budget is exceeded or the
+    /// wait is too long — the caller answers 503 and ingests nothing.
+    pub async fn room_to_ingest(&self) -> bool {
+        let store = self.workspace.store();
+        let soft = self.config.max_buffer_bytes / 4;
+        let started = std::time::Instant::now();
+        loop {
+            let buffered = store.buffered_bytes();
+            if buffered <= soft {
+                return true;
+            }
+            if buffered > self.config.max_buffer_bytes || started.elapsed() > MAX_BACKPRESSURE_WAIT {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
 /// A built server, bound to its port, ready to run.
 pub struct Application {
     listener: TcpListener,

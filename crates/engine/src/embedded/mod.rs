@@ -4,5 +4,6 @@
 pub mod codec;
 pub mod part;
 pub mod partition;
+mod sortkey;
 pub mod store;
 pub mod ttl;

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::Path;
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
@@ -16,8 +17,12 @@ use crate::Error;
 /// Rows per Parquet row group: small enough that sorted data gives selective statistics.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
-/// Writes `batch` (already sorted) as a Parquet file at `path`; returns its size in bytes.
-pub fn write(path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
+/// Writes `batches` (already in order) as a Parquet file at `path`; returns its size in bytes.
+pub fn write(
+    path: &Path,
+    schema: SchemaRef,
+    batches: impl IntoIterator<Item = Result<RecordBatch, Error>>,
+) -> Result<u64, Error> {
     let tmp = path.with_extension("parquet.tmp");
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(Error::parquet)?))
@@ -25,8 +30,10 @@ pub fn write(path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
         .set_statistics_enabled(EnabledStatistics::Page)
         .build();
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(Error::parquet)?;
-    w.write(batch).map_err(Error::parquet)?;
+    let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet)?;
+    for batch in batches {
+        w.write(&batch?).map_err(Error::parquet)?;
+    }
     let file = w.into_inner().map_err(Error::parquet)?;
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;

@@ -18,16 +18,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arrow_array::{RecordBatch, UInt32Array};
-use arrow_ord::sort::{SortColumn, lexsort_to_indices};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use datafiles::ChType;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, Op};
-use super::part;
-use super::partition::PartitionKey;
+use super::partition::{Labels, PartitionKey};
 use super::ttl::Ttl;
+use super::{part, sortkey};
 use crate::ingest::arrow::schema;
 use crate::wal::{Lsn, Wal, WalOptions};
 use crate::{Error, Result};
@@ -58,6 +57,10 @@ pub struct PartMeta {
     pub rows: u64,
     /// Bytes on disk.
     pub bytes: u64,
+    /// When its first row expires under the table's TTL (seconds since the epoch), if the
+    /// table has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -398,11 +401,8 @@ impl Store {
         let result = (|| -> Result<()> {
             for (name, batches, generation) in taken {
                 let def = defs.get(&name).ok_or_else(|| Error::NoSuchTable(name.clone()))?;
-                let schema = batches[0].schema();
-                let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
-                let key = PartitionKey::parse(def.partition_key.as_deref()).map_err(Error::Invalid)?;
-                let parts_of_table = self.write_parts(&name, &all, &key, &def.sorting_key)?;
-                rows += all.num_rows() as u64;
+                let parts_of_table = self.write_parts(&name, &batches, def)?;
+                rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
                 written.push((name, generation, parts_of_table));
             }
             Ok(())
@@ -452,33 +452,54 @@ impl Store {
         Ok(rows)
     }
 
-    fn write_parts(
-        &self,
-        table: &str,
-        batch: &RecordBatch,
-        key: &PartitionKey,
-        sorting_key: &[String],
-    ) -> Result<Vec<PartMeta>> {
-        let partitions = key.values(batch).map_err(Error::Invalid)?;
+    /// Writes `batches` as one sorted part per partition, durably; returns the new parts.
+    fn write_parts(&self, table: &str, batches: &[RecordBatch], def: &ManifestTable) -> Result<Vec<PartMeta>> {
+        let key = PartitionKey::parse(def.partition_key.as_deref()).map_err(Error::Invalid)?;
+        let ttl = def.ttl.as_deref().map(Ttl::parse).transpose().map_err(Error::Invalid)?;
         let table_dir = self.dir.join("tables").join(table);
         std::fs::create_dir_all(&table_dir).map_err(|e| Error::io(&table_dir, e))?;
-        let mut groups: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-        for (i, p) in partitions.iter().enumerate() {
-            groups.entry(p.as_str()).or_default().push(i as u32);
+        let mut labels = Labels::default();
+        let mut groups: Vec<Vec<(usize, usize)>> = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let ids = key.assign(batch, &mut labels).map_err(Error::Invalid)?;
+            groups.resize_with(labels.len(), Vec::new);
+            for (row, id) in ids.into_iter().enumerate() {
+                groups[id as usize].push((b, row));
+            }
         }
         let mut out = Vec::new();
-        for (partition, indices) in groups {
-            let rows =
-                arrow_select::take::take_record_batch(batch, &UInt32Array::from(indices)).map_err(Error::arrow)?;
-            let sorted = sort(&rows, sorting_key)?;
-            let file = format!("{:010}.parquet", self.next_part_id());
-            let bytes = part::write(&self.dir.join("tables").join(table).join(&file), &sorted)?;
-            out.push(PartMeta { file, partition: partition.to_string(), rows: sorted.num_rows() as u64, bytes });
+        for (id, mut positions) in groups.into_iter().enumerate() {
+            sortkey::sort(batches, &def.sorting_key, &mut positions)?;
+            out.push(self.write_part(table, labels.name(id as u32), batches, &positions, ttl.as_ref())?);
         }
-        File::open(self.dir.join("tables").join(table))
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(&self.dir, e))?;
+        File::open(&table_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(&table_dir, e))?;
         Ok(out)
+    }
+
+    /// Writes the rows at `positions` of `batches`, in that order, as one part of `partition`
+    /// (not yet in the manifest). Rows are gathered a row group at a time, so the part is never
+    /// a second copy of its rows in memory.
+    fn write_part(
+        &self,
+        table: &str,
+        partition: &str,
+        batches: &[RecordBatch],
+        positions: &[sortkey::Position],
+        ttl: Option<&Ttl>,
+    ) -> Result<PartMeta> {
+        let file = format!("{:010}.parquet", self.next_part_id());
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        let mut expires = ttl.map(|_| i64::MAX);
+        let chunks = positions.chunks(part::ROW_GROUP_ROWS).map(|chunk| {
+            let rows = arrow_select::interleave::interleave_record_batch(&refs, chunk).map_err(Error::arrow)?;
+            if let (Some(t), Some(e)) = (ttl, expires.as_mut()) {
+                *e = (*e).min(t.first_expiry(&rows).map_err(Error::Invalid)?);
+            }
+            Ok(rows)
+        });
+        let schema = batches.first().ok_or_else(|| Error::Invalid("a part needs rows".into()))?.schema();
+        let bytes = part::write(&self.dir.join("tables").join(table).join(&file), schema, chunks)?;
+        Ok(PartMeta { file, partition: partition.to_string(), rows: positions.len() as u64, bytes, expires })
     }
 
     /// A part file number nobody else will use (flushes and merges may run concurrently).
@@ -519,8 +540,10 @@ impl Store {
     }
 
     /// Background upkeep: in each partition of each table, rows past the table's TTL are
-    /// removed and parts are merged when there are more than `max_parts`. Returns the number of
-    /// parts rewritten or removed.
+    /// removed and, when a partition has more than `max_parts` parts below
+    /// [`MAX_MERGED_ROWS`], the smallest of them are merged into one part of at most that many
+    /// rows (so merges stay bounded in memory and never rewrite big parts again and again).
+    /// Returns the number of parts rewritten or removed.
     pub fn maintain(&self, now_secs: i64, max_parts: usize) -> Result<usize> {
         let tables: Vec<(String, ManifestTable)> =
             lock(&self.state).manifest.tables.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
@@ -532,11 +555,16 @@ impl Store {
                 by_partition.entry(p.partition.as_str()).or_default().push(p);
             }
             for parts in by_partition.values() {
-                let merge = parts.len() > max_parts;
-                if !merge && ttl.is_none() {
-                    continue;
+                if let Some(ttl) = &ttl {
+                    // Only parts with a row past its time (or written before this was tracked).
+                    let due: Vec<&PartMeta> =
+                        parts.iter().copied().filter(|p| p.expires.is_none_or(|e| e <= now_secs)).collect();
+                    changed += self.rewrite(&name, &t, &due, Some(ttl), now_secs, false)?;
                 }
-                changed += self.rewrite(&name, &t, parts, ttl.as_ref(), now_secs, merge)?;
+                let merge = merge_candidates(parts, max_parts);
+                if !merge.is_empty() {
+                    changed += self.rewrite(&name, &t, &merge, ttl.as_ref(), now_secs, true)?;
+                }
             }
         }
         Ok(changed)
@@ -561,23 +589,23 @@ impl Store {
             for p in &group {
                 batches.extend(part::read(&self.dir.join("tables").join(table).join(&p.file))?);
             }
-            let Some(first) = batches.first() else { continue };
-            let schema = first.schema();
-            let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
+            let before: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let kept = match ttl {
-                Some(ttl) => ttl.keep(&all, now_secs).map_err(Error::Invalid)?,
-                None => all.clone(),
-            };
-            if !merge && kept.num_rows() == all.num_rows() {
+                Some(ttl) => batches.iter().map(|b| ttl.keep(b, now_secs)).collect::<Result<Vec<_>, _>>(),
+                None => Ok(batches),
+            }
+            .map_err(Error::Invalid)?;
+            let after: usize = kept.iter().map(RecordBatch::num_rows).sum();
+            if !merge && after == before {
                 continue; // nothing expired in this part
             }
-            let new_part = if kept.num_rows() == 0 {
+            let new_part = if after == 0 {
                 None
             } else {
-                let sorted = sort(&kept, &def.sorting_key)?;
-                let file = format!("{:010}.parquet", self.next_part_id());
-                let bytes = part::write(&self.dir.join("tables").join(table).join(&file), &sorted)?;
-                Some(PartMeta { file, partition: group[0].partition.clone(), rows: sorted.num_rows() as u64, bytes })
+                let mut all: Vec<sortkey::Position> =
+                    kept.iter().enumerate().flat_map(|(b, k)| (0..k.num_rows()).map(move |r| (b, r))).collect();
+                sortkey::sort(&kept, &def.sorting_key, &mut all)?;
+                Some(self.write_part(table, &group[0].partition, &kept, &all, ttl)?)
             };
             let mut state = lock(&self.state);
             let Some(t) = state.manifest.tables.get_mut(table) else { continue };
@@ -631,18 +659,53 @@ impl Store {
     }
 }
 
-/// Sorts a batch by the sorting key columns (stable, nulls first as ClickHouse does).
-fn sort(batch: &RecordBatch, sorting_key: &[String]) -> Result<RecordBatch> {
-    if sorting_key.is_empty() || batch.num_rows() < 2 {
-        return Ok(batch.clone());
+/// The most rows a merge writes into one part: bounds a merge's memory (inputs and output
+/// are held in memory) and how often a row is rewritten.
+pub const MAX_MERGED_ROWS: u64 = 2_000_000;
+
+/// The parts of one partition to merge now: when more than `max_parts` parts are still
+/// below [`MAX_MERGED_ROWS`], the smallest of them up to that many rows in all (at least two);
+/// otherwise none.
+fn merge_candidates<'a>(parts: &[&'a PartMeta], max_parts: usize) -> Vec<&'a PartMeta> {
+    let mut small: Vec<&PartMeta> = parts.iter().copied().filter(|p| p.rows < MAX_MERGED_ROWS).collect();
+    if small.len() <= max_parts {
+        return Vec::new();
     }
-    let columns = sorting_key
-        .iter()
-        .map(|k| {
-            let values = batch.column_by_name(k).ok_or_else(|| Error::Invalid(format!("no column '{k}'")))?.clone();
-            Ok(SortColumn { values, options: None })
+    small.sort_by_key(|p| p.rows);
+    let mut total = 0;
+    let picked: Vec<&PartMeta> = small
+        .into_iter()
+        .take_while(|p| {
+            total += p.rows;
+            total <= MAX_MERGED_ROWS
         })
-        .collect::<Result<Vec<_>>>()?;
-    let indices = lexsort_to_indices(&columns, None).map_err(Error::arrow)?;
-    arrow_select::take::take_record_batch(batch, &indices).map_err(Error::arrow)
+        .collect();
+    if picked.len() < 2 { Vec::new() } else { picked }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(file: &str, rows: u64) -> PartMeta {
+        PartMeta { file: file.into(), partition: "all".into(), rows, bytes: rows, expires: None }
+    }
+
+    #[test]
+    fn merges_take_the_smallest_parts_and_leave_big_ones_alone() {
+        let parts: Vec<PartMeta> = [10, 1_500_000, 30, 20, 1_900_000, 40, 2_000_000]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| part(&i.to_string(), *r))
+            .collect();
+        let refs: Vec<&PartMeta> = parts.iter().collect();
+        // Six parts below the cap, more than four: the smallest that fit in one merged part.
+        let picked: Vec<u64> = merge_candidates(&refs, 4).iter().map(|p| p.rows).collect();
+        assert_eq!(picked, [10, 20, 30, 40, 1_500_000]);
+        // Few enough small parts: nothing to do.
+        assert!(merge_candidates(&refs, 6).is_empty());
+        // Two parts that cannot fit together are never merged.
+        let big = [part("a", 1_500_000), part("b", 1_600_000)];
+        assert!(merge_candidates(&big.iter().collect::<Vec<_>>(), 1).is_empty());
+    }
 }

@@ -6,7 +6,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
-use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 
 /// A parsed TTL: rows whose `column + seconds` is in the past expire.
@@ -65,10 +65,32 @@ impl Ttl {
 
     /// The rows of `batch` that have not expired at `now_secs`.
     pub fn keep(&self, batch: &RecordBatch, now_secs: i64) -> Result<RecordBatch, String> {
+        let (col, secs) = self.seconds(batch)?;
+        let limit = now_secs - self.seconds;
+        // ClickHouse keeps rows whose TTL time is NULL.
+        let mask: BooleanArray = (0..batch.num_rows()).map(|i| Some(col.is_null(i) || secs(i) >= limit)).collect();
+        if mask.true_count() == batch.num_rows() {
+            return Ok(batch.clone()); // nothing expired: no copy
+        }
+        arrow_select::filter::filter_record_batch(batch, &mask).map_err(|e| e.to_string())
+    }
+
+    /// When the first row of `batch` expires (seconds since the epoch; `i64::MAX` when none
+    /// ever does), so that maintenance reads only parts with something to remove.
+    pub fn first_expiry(&self, batch: &RecordBatch) -> Result<i64, String> {
+        let (col, secs) = self.seconds(batch)?;
+        let first = (0..batch.num_rows()).filter(|i| !col.is_null(*i)).map(secs).min();
+        Ok(first.map_or(i64::MAX, |s| s.saturating_add(self.seconds)))
+    }
+
+    /// The TTL column of `batch` and a reader of its values in seconds since the epoch.
+    fn seconds<'a>(&self, batch: &'a RecordBatch) -> Result<(&'a ArrayRef, impl Fn(usize) -> i64 + 'a), String> {
         let col =
             batch.column_by_name(&self.column).ok_or_else(|| format!("TTL column '{}' does not exist", self.column))?;
-        let limit = now_secs - self.seconds;
-        let secs = |i: usize| -> i64 {
+        if !matches!(col.data_type(), DataType::Date32 | DataType::Timestamp(..)) {
+            return Err(format!("TTL column '{}' is not a date or time column", self.column));
+        }
+        let secs = move |i: usize| -> i64 {
             match col.data_type() {
                 DataType::Date32 => i64::from(col.as_primitive::<Date32Type>().value(i)) * 86_400,
                 DataType::Timestamp(TimeUnit::Second, _) => col.as_primitive::<TimestampSecondType>().value(i),
@@ -84,12 +106,7 @@ impl Ttl {
                 _ => i64::MAX,
             }
         };
-        if !matches!(col.data_type(), DataType::Date32 | DataType::Timestamp(..)) {
-            return Err(format!("TTL column '{}' is not a date or time column", self.column));
-        }
-        // ClickHouse keeps rows whose TTL time is NULL.
-        let mask: BooleanArray = (0..batch.num_rows()).map(|i| Some(col.is_null(i) || secs(i) >= limit)).collect();
-        arrow_select::filter::filter_record_batch(batch, &mask).map_err(|e| e.to_string())
+        Ok((col, secs))
     }
 }
 

@@ -2,6 +2,8 @@
 //! JSONPath, defaulted or converted — or the whole row quarantined with every reason
 //! (spec `analytics-api.md` §12.2, §12.5).
 
+use std::borrow::Cow;
+
 use datafiles::{ChType, ColumnDefault, Datasource, JsonPath, PathStep};
 use serde_json::Value as Json;
 
@@ -43,6 +45,18 @@ pub struct Quarantined {
 #[derive(Debug, Clone)]
 pub struct RowConverter {
     plans: Vec<Plan>,
+    /// The top-level keys the paths start with: only their values are materialized.
+    fields: Vec<String>,
+    /// Some path needs the whole event (`$`, or one that does not start with a key).
+    whole: bool,
+}
+
+/// An event as far as the converter read it.
+enum Event {
+    /// Everything.
+    Whole(Json),
+    /// The values of [`RowConverter::fields`], by position (`None` when absent).
+    Fields(Vec<Option<Json>>),
 }
 
 /// Why a data source cannot take events.
@@ -128,7 +142,50 @@ impl RowConverter {
             };
             plans.push(Plan { name: c.name.clone(), ty: c.ty.clone(), path: c.json_path.clone(), fallback });
         }
-        Ok(RowConverter { plans })
+        let mut fields: Vec<String> = Vec::new();
+        let mut whole = false;
+        for path in plans.iter().filter_map(|p| p.path.as_ref()) {
+            match path.steps.first() {
+                Some(PathStep::Key(k)) if !fields.contains(k) => fields.push(k.clone()),
+                Some(PathStep::Key(_)) => {}
+                _ => whole = true,
+            }
+        }
+        Ok(RowConverter { plans, fields, whole })
+    }
+
+    /// Parses a line: the fields the paths read, or the whole event when a path needs it.
+    fn parse(&self, line: &str) -> Result<Event, Quarantined> {
+        let invalid = |e: serde_json::Error| {
+            let prefix: String = line.chars().take(1024).collect();
+            self.whole_line(format!("invalid JSON: {e}: {prefix}"))
+        };
+        if self.whole || !line.trim_start().starts_with('{') {
+            return match serde_json::from_str(line) {
+                Ok(j @ Json::Object(_)) => Ok(Event::Whole(j)),
+                Ok(_) => Err(self.whole_line("line is not a JSON object".to_string())),
+                Err(e) => Err(invalid(e)),
+            };
+        }
+        let mut de = serde_json::Deserializer::from_str(line);
+        let values = serde::de::DeserializeSeed::deserialize(Fields(&self.fields), &mut de).map_err(invalid)?;
+        de.end().map_err(invalid)?;
+        Ok(Event::Fields(values))
+    }
+
+    /// The value at `path` in a parsed event.
+    fn find<'a>(&self, event: &'a Event, path: &JsonPath) -> Option<Cow<'a, Json>> {
+        match event {
+            Event::Whole(json) => extract(json, path),
+            Event::Fields(values) => {
+                let (Some(PathStep::Key(first)), rest) = (path.steps.first(), path.steps.get(1..).unwrap_or_default())
+                else {
+                    return None;
+                };
+                let at = self.fields.iter().position(|f| f == first)?;
+                walk(values[at].as_ref()?, rest)
+            }
+        }
     }
 
     /// Names of the columns [`convert`](Self::convert) produces, in order.
@@ -138,22 +195,13 @@ impl RowConverter {
 
     /// Converts one line; `now` (nanoseconds since the epoch) feeds `DEFAULT now()`.
     pub fn convert(&self, line: &str, now_nanos: i64) -> Result<Vec<Cell>, Quarantined> {
-        let event: Json = match serde_json::from_str(line) {
-            Ok(j @ Json::Object(_)) => j,
-            Ok(_) => return Err(self.whole_line("line is not a JSON object".to_string())),
-            Err(e) => {
-                let prefix: String = line.chars().take(1024).collect();
-                return Err(self.whole_line(format!("invalid JSON: {e}: {prefix}")));
-            }
-        };
+        let event = self.parse(line)?;
         let mut row = Vec::with_capacity(self.plans.len());
-        let mut raw: Vec<Option<Json>> = Vec::with_capacity(self.plans.len());
         let mut failed: Vec<(String, String)> = Vec::new();
         for plan in &self.plans {
-            let found = plan.path.as_ref().and_then(|p| extract(&event, p));
-            raw.push(found.clone());
-            let cell = match found {
-                Some(v) if !v.is_null() => convert(&plan.ty, &v),
+            let found = plan.path.as_ref().and_then(|p| self.find(&event, p));
+            let cell = match found.as_deref() {
+                Some(v) if !v.is_null() => convert(&plan.ty, v),
                 _ => self.fallback(plan, now_nanos),
             };
             match cell {
@@ -162,10 +210,11 @@ impl RowConverter {
             }
         }
         row_or_quarantine(row, failed, || {
-            raw.into_iter()
-                .map(|v| match v {
+            self.plans
+                .iter()
+                .map(|plan| match plan.path.as_ref().and_then(|p| self.find(&event, p)).as_deref() {
                     None | Some(Json::Null) => None,
-                    Some(Json::String(s)) => Some(s),
+                    Some(Json::String(s)) => Some(s.clone()),
                     Some(other) => Some(other.to_string()),
                 })
                 .collect()
@@ -236,23 +285,80 @@ fn now_cell(ty: &ChType, now_nanos: i64) -> Cell {
     }
 }
 
-/// The value at `path` in `event`: `$` is the whole event as JSON text; `[:]` maps the rest of
-/// the path over an array. `None` when a key is missing.
-pub fn extract(event: &Json, path: &JsonPath) -> Option<Json> {
+/// The value at `path` in `event` (borrowed when it is there as is): `$` is the whole event as
+/// JSON text; `[:]` maps the rest of the path over an array. `None` when a key is missing.
+pub fn extract<'a>(event: &'a Json, path: &JsonPath) -> Option<Cow<'a, Json>> {
     if path.steps.is_empty() {
-        return Some(Json::String(event.to_string()));
+        return Some(Cow::Owned(Json::String(event.to_string())));
     }
     walk(event, &path.steps)
 }
 
-fn walk(v: &Json, steps: &[PathStep]) -> Option<Json> {
-    let Some((first, rest)) = steps.split_first() else { return Some(v.clone()) };
+fn walk<'a>(v: &'a Json, steps: &[PathStep]) -> Option<Cow<'a, Json>> {
+    let Some((first, rest)) = steps.split_first() else { return Some(Cow::Borrowed(v)) };
     match first {
         PathStep::Key(k) => walk(v.as_object()?.get(k)?, rest),
         PathStep::Each => {
             let items = v.as_array()?;
-            Some(Json::Array(items.iter().map(|i| walk(i, rest).unwrap_or(Json::Null)).collect()))
+            let mapped = items.iter().map(|i| walk(i, rest).map_or(Json::Null, Cow::into_owned)).collect();
+            Some(Cow::Owned(Json::Array(mapped)))
         }
+    }
+}
+
+/// Reads a JSON object keeping only the values of the given top-level keys (the last one when
+/// a key repeats); everything else is checked for syntax and skipped without being built.
+struct Fields<'k>(&'k [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Fields<'_> {
+    type Value = Vec<Option<Json>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Fields<'_> {
+    type Value = Vec<Option<Json>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = vec![None; self.0.len()];
+        while let Some(slot) = map.next_key_seed(KeyIndex(self.0))? {
+            match slot {
+                Some(i) => out[i] = Some(map.next_value::<Json>()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A key, as its position among the wanted keys (without allocating it).
+struct KeyIndex<'k>(&'k [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIndex<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeyIndex<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|k| k == key))
     }
 }
 
@@ -307,6 +413,26 @@ mod tests {
         let good = results[0].as_ref().unwrap();
         assert_eq!(good[1], Cell::Str("acme".into()));
         assert_eq!(good[7], Cell::List(vec![Cell::Str("home".into())]));
+    }
+
+    #[test]
+    fn only_the_read_fields_are_built_but_the_whole_line_is_checked() {
+        let text = "SCHEMA >\n    `a` Int32 `json:$.a`,\n    `b` String `json:$.o.b`\n";
+        let p = datafiles::Project::from_files(vec![datafiles::SourceFile {
+            path: "d.datasource".into(),
+            text: text.into(),
+        }])
+        .unwrap();
+        let conv = RowConverter::new(&p.datasources[0]).unwrap();
+        let row = conv.convert(r#"{"a":1,"x":{"deep":[1,{"z":null}]},"o":{"b":"k\"ey"},"a":2}"#, 0).unwrap();
+        assert_eq!(row, [Cell::Int(2), Cell::Str("k\"ey".into())], "the last of a repeated key wins");
+        for bad in [r#"{"a":1,"x":[1,}"#, r#"{"a":1,"o":{"b":"v"}} trailing"#, r#"{"a":1"#] {
+            let q = conv.convert(bad, 0).unwrap_err();
+            assert!(q.errors[0].starts_with("invalid JSON: "), "{bad}: {:?}", q.errors);
+        }
+        assert_eq!(conv.convert(" [1]", 0).unwrap_err().errors, ["line is not a JSON object"]);
+        let q = conv.convert(r#"{"a":"x","o":{"b":[1]}}"#, 0).unwrap_err();
+        assert_eq!(q.values, [Some("x".to_string()), Some("[1]".to_string())], "raw values of a quarantined row");
     }
 
     #[test]

@@ -61,6 +61,16 @@ fn scalar_text(v: &Json) -> Option<String> {
     }
 }
 
+/// `n` as a value of a `bits`-wide integer type (up to 64), `None` when out of its range.
+fn integer_cell(n: i128, bits: u16, signed: bool) -> Option<Cell> {
+    if signed {
+        let (lo, hi) = (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1);
+        (lo..=hi).contains(&n).then_some(Cell::Int(n as i64))
+    } else {
+        (0..1i128 << bits).contains(&n).then_some(Cell::UInt(n as u64))
+    }
+}
+
 /// Parses an integer literal (optional sign, ASCII digits) exactly.
 fn parse_integer(text: &str) -> Option<i128> {
     let t = text.trim();
@@ -100,6 +110,10 @@ pub fn convert(ty: &ChType, v: &Json) -> Result<Cell, String> {
             bytes.resize(*n as usize, 0);
             Ok(Cell::Bytes(bytes))
         }
+        ChType::Int { bits, signed } if *bits <= 64 && v.is_number() => {
+            let n = v.as_i64().map(i128::from).or_else(|| v.as_u64().map(i128::from)).ok_or_else(err)?;
+            integer_cell(n, *bits, *signed).ok_or_else(err)
+        }
         ChType::Int { bits, signed } => {
             let text = match v {
                 Json::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
@@ -111,18 +125,7 @@ pub fn convert(ty: &ChType, v: &Json) -> Result<Cell, String> {
                 return wide_int(&text, *bits, *signed).ok_or_else(err);
             }
             let n = parse_integer(&text).ok_or_else(err)?;
-            if *signed {
-                let (lo, hi) = (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1);
-                if n < lo || n > hi {
-                    return Err(err());
-                }
-                Ok(Cell::Int(n as i64))
-            } else {
-                if n < 0 || n >= (1i128 << bits) {
-                    return Err(err());
-                }
-                Ok(Cell::UInt(n as u64))
-            }
+            integer_cell(n, *bits, *signed).ok_or_else(err)
         }
         ChType::Float32 | ChType::Float64 => {
             let f = match v {
@@ -391,13 +394,18 @@ fn timestamp_nanos(v: &Json, tz: Option<&str>, precision: u8) -> Option<i64> {
         }
         Json::String(s) => {
             let s = s.trim();
-            if let Ok(dt) = DateTime::<FixedOffset>::parse_from_rfc3339(s) {
+            let fast = plain_datetime(s);
+            if fast.is_none()
+                && let Ok(dt) = DateTime::<FixedOffset>::parse_from_rfc3339(s)
+            {
                 return dt.timestamp_nanos_opt().map(truncate);
             }
-            let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-                .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))?;
+            let naive = fast.or_else(|| {
+                ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]
+                    .iter()
+                    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+                    .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+            })?;
             let utc = match tz {
                 None | Some("UTC") => naive.and_utc(),
                 Some(name) => {
@@ -409,6 +417,28 @@ fn timestamp_nanos(v: &Json, tz: Option<&str>, precision: u8) -> Option<i64> {
         }
         _ => None,
     }
+}
+
+/// The common `YYYY-MM-DD hh:mm:ss[.f…]` (or with `T`) without a zone, read directly; `None`
+/// for anything else (the general parsers decide those).
+fn plain_datetime(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b' ' | b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    };
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let n = num(20..b.len())?;
+            n * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    date.and_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)
 }
 
 #[cfg(test)]

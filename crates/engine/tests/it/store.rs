@@ -89,6 +89,42 @@ fn appends_are_visible_flushed_and_replayed() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn a_flush_of_many_batches_writes_one_sorted_part_per_partition() {
+    let dir = temp("many-batches");
+    let (def, conv) = events();
+    let store = Store::open(&dir, WalOptions::default()).unwrap();
+    store.create_table(&def).unwrap();
+    let orgs = ["d", "b", "a", "c"];
+    for b in 0..5 {
+        let lines: Vec<String> =
+            (0..40).map(|i| event(orgs[(i + b) % 4], (59 - i) + b, 10 + ((i + b) % 2) as u32)).collect();
+        store.append("events", rows(&conv, &def, &lines)).unwrap();
+    }
+    assert_eq!(store.flush().unwrap(), 200);
+    let parts = store.parts("events").unwrap();
+    assert_eq!(
+        parts.iter().map(|p| (p.partition.as_str(), p.rows)).collect::<Vec<_>>(),
+        [("202610", 100), ("202611", 100)]
+    );
+    for p in &parts {
+        let batches = engine::embedded::part::read(&dir.join("tables/events").join(&p.file)).unwrap();
+        let b = &batches[0];
+        let orgs = arrow_cast_strings(b, "org");
+        let ts = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::TimestampMillisecondType>(
+            b.column_by_name("timestamp").unwrap().as_ref(),
+        );
+        let keys: Vec<(String, i64)> = orgs.into_iter().zip(ts.values().iter().copied()).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "sorted by (org, timestamp): {keys:?}");
+        let month = &p.partition[4..];
+        let stamps = arrow_cast::display::ArrayFormatter::try_new(ts, &Default::default()).unwrap();
+        assert!((0..b.num_rows()).all(|i| stamps.value(i).to_string()[5..7] == *month), "rows in their partition");
+    }
+    assert_eq!(count(&store), 200);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn arrow_cast_strings(b: &RecordBatch, col: &str) -> Vec<String> {
     let c = b.column_by_name(col).unwrap();
     let d = arrow_array::cast::AsArray::as_dictionary::<arrow_array::types::Int32Type>(c.as_ref());

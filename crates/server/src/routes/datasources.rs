@@ -214,6 +214,12 @@ async fn append_rows(
             "Url or body payload should be sent. Are you doing a POST without data?",
         ));
     }
+    if !state.room_to_ingest().await {
+        return Err(ApiError::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service temporarily unavailable, no data ingested, please retry again",
+        ));
+    }
     let import_id = uuid::Uuid::new_v4().to_string();
     let (ws2, n2, id2) = (ws.clone(), name.to_string(), import_id.clone());
     let ingested = match format {

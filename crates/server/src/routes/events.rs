@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,10 +18,11 @@ fn plain(status: StatusCode, msg: impl Into<String>) -> ApiError {
     ApiError::plain(status, msg)
 }
 
-/// Decompresses a gzip body (declared, or sniffed by its magic bytes, or base64 of gzip).
-fn decode_body(raw: &[u8], declared_gzip: bool, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// Decompresses a gzip body (declared, or sniffed by its magic bytes, or base64 of gzip); any
+/// other body is returned as is.
+fn decode_body(raw: Bytes, declared_gzip: bool, limit: usize) -> Result<Bytes, ApiError> {
     let is_gzip = |b: &[u8]| b.len() >= 2 && b[0] == 0x1f && b[1] == 0x8b;
-    let gz: Option<Vec<u8>> = if declared_gzip || is_gzip(raw) {
+    let gz: Option<Vec<u8>> = if declared_gzip || is_gzip(&raw) {
         Some(raw.to_vec())
     } else {
         let trimmed: Vec<u8> = raw.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -31,7 +32,7 @@ fn decode_body(raw: &[u8], declared_gzip: bool, limit: usize) -> Result<Vec<u8>,
             None
         }
     };
-    let Some(gz) = gz else { return Ok(raw.to_vec()) };
+    let Some(gz) = gz else { return Ok(raw) };
     let mut out = Vec::new();
     let mut decoder = flate2::read::MultiGzDecoder::new(gz.as_slice()).take(limit as u64 + 1);
     decoder.read_to_end(&mut out).map_err(|_| plain(StatusCode::BAD_REQUEST, "Invalid gzip body"))?;
@@ -41,7 +42,7 @@ fn decode_body(raw: &[u8], declared_gzip: bool, limit: usize) -> Result<Vec<u8>,
             format!("Request body too large, the maximum is {limit} bytes"),
         ));
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 pub(crate) async fn events(
@@ -94,16 +95,16 @@ async fn handle(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    let bytes = decode_body(&raw, declared_gzip, state.config.max_decompressed_bytes)?;
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let bytes = decode_body(raw, declared_gzip, state.config.max_decompressed_bytes)?;
     let ws = state.workspace.clone();
-    if ws.store().buffered_bytes() > state.config.max_buffer_bytes {
+    if !state.room_to_ingest().await {
         return Err(plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service temporarily unavailable, no data ingested, please retry again",
         ));
     }
     if ws.datasource(&name).is_none() {
+        let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(100).collect();
         let Some(datafile) = crate::infer::datasource_text(&lines) else {
             return Err(plain(StatusCode::NOT_FOUND, format!("Data Source '{name}' does not exist")));
@@ -119,10 +120,11 @@ async fn handle(
         return Err(plain(StatusCode::BAD_REQUEST, "Data Source must be of type JSON"));
     }
     let import_id = uuid::Uuid::new_v4().to_string();
-    let result = tokio::task::spawn_blocking(move || ws.ingest_ndjson(&name, &text, &import_id))
-        .await
-        .map_err(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal error"))?
-        .map_err(|e| ApiError::engine(&e, true))?;
+    let result =
+        tokio::task::spawn_blocking(move || ws.ingest_ndjson(&name, &String::from_utf8_lossy(&bytes), &import_id))
+            .await
+            .map_err(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal error"))?
+            .map_err(|e| ApiError::engine(&e, true))?;
     let wait = query.get("wait").is_some_and(|w| w == "true" || w == "1");
     let status = if wait { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok(super::json_response(status, &serde_json::to_value(result).unwrap_or_default()))

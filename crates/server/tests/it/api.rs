@@ -31,13 +31,13 @@ fn example(path: &str) -> String {
 
 impl Server {
     async fn start(name: &str) -> Server {
-        Server::start_with(name, 1_000).await
+        Server::start_with(name, |_| {}).await
     }
 
-    async fn start_with(name: &str, events_rps: u32) -> Server {
+    async fn start_with(name: &str, configure: impl FnOnce(&mut server::Config)) -> Server {
         let dir = std::env::temp_dir().join(format!("aviary-api-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let config = server::Config {
+        let mut config = server::Config {
             data_dir: dir.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_token: TOKEN.into(),
@@ -47,8 +47,9 @@ impl Server {
             max_buffer_bytes: 64 * 1024 * 1024,
             flush_interval: Duration::from_millis(50),
             docs_base_url: "https://www.tinybird.co/docs".into(),
-            events_rps,
+            events_rps: 1_000,
         };
+        configure(&mut config);
         let app = server::Application::build(config).await.unwrap();
         app.workspace().deploy_datasource("events", &example("datasources/events.datasource")).unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -77,6 +78,22 @@ impl Server {
             .await
             .unwrap();
         (r.status(), r.text().await.unwrap())
+    }
+
+    /// Posts `content` as the multipart file field `field` (as the SDKs send appends).
+    async fn multipart(&self, path: &str, field: &str, content: &str) -> reqwest::Response {
+        let boundary = "XaviaryX";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"rows.{field}\"\r\n\r\n{content}\r\n--{boundary}--\r\n"
+        );
+        self.client
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn sql(&self, q: &str) -> (StatusCode, Value) {
@@ -366,19 +383,7 @@ async fn csv_appends_multipart_raw_and_drop() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["quarantine_rows"], 1, "{v}");
     // Multipart, field `csv` (as @tinybirdco/sdk sends it), no header.
-    let boundary = "XaviaryX";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"csv\"; filename=\"s.csv\"\r\nContent-Type: text/csv\r\n\r\n2026-11-03,acme,1.25,[\"x\"]\r\n--{boundary}--\r\n"
-    );
-    let r = s
-        .client
-        .post(s.url("/v0/datasources?mode=append&name=sales"))
-        .bearer_auth(TOKEN)
-        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.multipart("/v0/datasources?mode=append&name=sales", "csv", "2026-11-03,acme,1.25,[\"x\"]").await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     // The classic CLI's raw route.
     let r = s
@@ -536,7 +541,7 @@ async fn replace_parquet_and_delete_by_condition() {
 
 #[tokio::test]
 async fn events_api_rate_limit_answers_429_with_headers() {
-    let s = Server::start_with("ratelimit", 3).await;
+    let s = Server::start_with("ratelimit", |c| c.events_rps = 3).await;
     let line = example("fixtures/events.ndjson").lines().next().unwrap().to_string();
     let mut statuses = Vec::new();
     let mut last = None;
@@ -561,4 +566,26 @@ async fn events_api_rate_limit_answers_429_with_headers() {
     assert_eq!(status, StatusCode::OK, "the bucket refills");
     let (_, v) = s.sql("SELECT count(*) AS c FROM events FORMAT JSON").await;
     assert_eq!(v["data"][0]["c"], 4);
+}
+
+#[tokio::test]
+async fn a_full_buffer_answers_503_and_ingests_nothing() {
+    // A budget smaller than one batch and no flush for a minute: the first write fills it.
+    let s = Server::start_with("backpressure", |c| {
+        c.max_buffer_bytes = 1;
+        c.flush_interval = Duration::from_secs(60);
+    })
+    .await;
+    let line = example("fixtures/events.ndjson").lines().next().unwrap().to_string();
+    let (status, _) = s.events("name=events&wait=true", line.clone()).await;
+    assert_eq!(status, 200);
+    let (status, body) = s.events("name=events&wait=true", line.clone()).await;
+    assert_eq!(status, 503);
+    assert_eq!(body.trim_end(), "Service temporarily unavailable, no data ingested, please retry again");
+    let r = s.multipart("/v0/datasources?name=events&mode=append&format=ndjson", "ndjson", &line).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("no data ingested"));
+    let (_, rows) = s.sql("SELECT count() AS c FROM events FORMAT JSON").await;
+    assert_eq!(rows["data"][0]["c"], 1, "only the accepted write is stored");
+    s.stop().await;
 }
