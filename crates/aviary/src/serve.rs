@@ -98,9 +98,10 @@ async fn deploy_project(app: &server::Application, dir: &Path) -> Result<()> {
         let text = std::fs::read_to_string(&path)?;
         let ws = ws.clone();
         let name = ds.name.clone();
-        tokio::task::spawn_blocking(move || ws.deploy_datasource(&name, &text))
+        let deployed = tokio::task::spawn_blocking(move || ws.deploy_datasource(&name, &text))
             .await?
             .with_context(|| format!("deploying data source '{}'", ds.name))?;
+        tracing::info!(datasource = %ds.name, outcome = ?deployed, "deployed");
     }
     Ok(())
 }

@@ -31,6 +31,8 @@ pub enum Deployed {
     Created,
     /// It existed with the same definition.
     Unchanged,
+    /// It existed and was changed compatibly (see [`Workspace::alter_datasource`]).
+    Altered,
 }
 
 /// The outcome of an ingestion request.
@@ -147,6 +149,28 @@ fn entry(ds: Datasource, text: String) -> Result<Entry> {
     Ok(Entry { datasource: ds, text, converter, columns, quarantine_columns })
 }
 
+/// The table of a data source.
+fn table_def(name: &str, e: &Entry) -> Result<TableDef> {
+    Ok(TableDef {
+        name: name.to_string(),
+        columns: e.columns.clone(),
+        sorting_key: sorting_columns(&e.datasource)?,
+        partition_key: e.datasource.engine.partition_key.clone(),
+        ttl: e.datasource.engine.ttl.clone(),
+    })
+}
+
+/// The table of a data source's quarantine.
+fn quarantine_def(name: &str, e: &Entry) -> TableDef {
+    TableDef {
+        name: format!("{name}{QUARANTINE}"),
+        columns: e.quarantine_columns.clone(),
+        sorting_key: vec!["insertion_date".into()],
+        partition_key: None,
+        ttl: None,
+    }
+}
+
 fn parse_datasource(name: &str, text: &str) -> Result<Datasource> {
     let file = SourceFile { path: PathBuf::from(format!("{name}.datasource")), text: text.to_string() };
     match Project::from_files(vec![file]) {
@@ -205,39 +229,105 @@ impl Workspace {
     pub fn deploy_datasource(&self, name: &str, text: &str) -> Result<Deployed> {
         let ds = parse_datasource(name, text)?;
         let new = entry(ds, text.to_string())?;
-        if let Ok(existing) = self.entry(name) {
-            if existing.columns == new.columns && existing.datasource.engine == new.datasource.engine {
-                return Ok(Deployed::Unchanged);
-            }
-            return Err(Error::Invalid(format!(
-                "Data Source '{name}' already exists with a different schema; changing it is not supported yet"
-            )));
+        if self.entry(name).is_ok() {
+            return Ok(match self.alter_datasource(name, text, false)? {
+                None => Deployed::Unchanged,
+                Some(_) => Deployed::Altered,
+            });
         }
-        let def = TableDef {
-            name: name.to_string(),
-            columns: new.columns.clone(),
-            sorting_key: sorting_columns(&new.datasource)?,
-            partition_key: new.datasource.engine.partition_key.clone(),
-            ttl: new.datasource.engine.ttl.clone(),
-        };
-        self.store.create_table(&def)?;
-        self.store.create_table(&TableDef {
-            name: format!("{name}{QUARANTINE}"),
-            columns: new.quarantine_columns.clone(),
-            sorting_key: vec!["insertion_date".into()],
-            partition_key: None,
-            ttl: None,
-        })?;
-        let path = self.dir.join("datasources").join(format!("{name}.datasource"));
-        let tmp = path.with_extension("datasource.tmp");
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        self.store.create_table(&table_def(name, &new)?)?;
+        self.store.create_table(&quarantine_def(name, &new))?;
+        self.save_datafile(name, text)?;
         self.catalog
             .write()
             .map_err(|_| Error::Damaged("catalog lock".into()))?
             .insert(name.to_string(), Arc::new(new));
         Ok(Deployed::Created)
+    }
+
+    /// Changes an existing data source to the definition `text`, if that is a compatible
+    /// change: columns added (existing rows read them as their `DEFAULT` literal, NULL, or the
+    /// type's zero), JSONPaths, defaults, TTL, description or tokens changed. Removing a column,
+    /// changing a column's type, the engine, or its sorting or partition key is refused with
+    /// the reason. Returns the operations (`ADD COLUMN …`, `MODIFY TTL …`; empty when only
+    /// ingestion settings change), or `None` when nothing changed; `dry` only reports them.
+    pub fn alter_datasource(&self, name: &str, text: &str, dry: bool) -> Result<Option<Vec<String>>> {
+        let existing = self.entry(name)?;
+        if existing.text == text {
+            return Ok(None);
+        }
+        let new = entry(parse_datasource(name, text)?, text.to_string())?;
+        let refuse =
+            |what: &str| Err(Error::Invalid(format!("Data Source '{name}': {what} is not a compatible change")));
+        let (old_engine, new_engine) = (&existing.datasource.engine, &new.datasource.engine);
+        if old_engine.kind != new_engine.kind {
+            return refuse("changing the engine");
+        }
+        if sorting_columns(&existing.datasource)? != sorting_columns(&new.datasource)? {
+            return refuse("changing the sorting key");
+        }
+        if old_engine.partition_key != new_engine.partition_key {
+            return refuse("changing the partition key");
+        }
+        let mut operations = Vec::new();
+        let mut fills = BTreeMap::new();
+        let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        for (i, c) in new.datasource.columns.iter().enumerate() {
+            match existing.columns.iter().find(|(n, _)| *n == c.name) {
+                Some((_, ty)) if *ty != c.ty => {
+                    return refuse(&format!("changing the type of column '{}' from {ty} to {}", c.name, c.ty));
+                }
+                Some(_) => {}
+                None => {
+                    let after = match i {
+                        0 => "FIRST".to_string(),
+                        _ => format!("AFTER `{}`", new.datasource.columns[i - 1].name),
+                    };
+                    let default = match &c.default {
+                        Some(ColumnDefault::Default(expr)) => {
+                            let lower = expr.trim().to_ascii_lowercase();
+                            let fill = if lower == "now()" || lower == "today()" || lower.starts_with("now64(") {
+                                serde_json::Value::String(now.clone())
+                            } else {
+                                crate::ingest::rows::default_literal(expr).unwrap_or(serde_json::Value::Null)
+                            };
+                            fills.insert(c.name.clone(), fill);
+                            format!(" DEFAULT {expr}")
+                        }
+                        _ => String::new(),
+                    };
+                    operations.push(format!("ADD COLUMN `{}` {}{default} {after}", c.name, c.ty));
+                }
+            }
+        }
+        if let Some((gone, _)) = existing.columns.iter().find(|(n, _)| !new.columns.iter().any(|(m, _)| m == n)) {
+            return refuse(&format!("removing column '{gone}'"));
+        }
+        if old_engine.ttl != new_engine.ttl {
+            operations.push(match &new_engine.ttl {
+                Some(t) => format!("MODIFY TTL {t}"),
+                None => "REMOVE TTL".to_string(),
+            });
+        }
+        if dry {
+            return Ok(Some(operations));
+        }
+        self.store.alter_table(&table_def(name, &new)?, fills)?;
+        self.store.alter_table(&quarantine_def(name, &new), BTreeMap::new())?;
+        self.save_datafile(name, text)?;
+        self.catalog
+            .write()
+            .map_err(|_| Error::Damaged("catalog lock".into()))?
+            .insert(name.to_string(), Arc::new(new));
+        Ok(Some(operations))
+    }
+
+    fn save_datafile(&self, name: &str, text: &str) -> Result<()> {
+        let path = self.dir.join("datasources").join(format!("{name}.datasource"));
+        let tmp = path.with_extension("datasource.tmp");
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 
     /// Removes a data source, its quarantine and its data.

@@ -36,6 +36,14 @@ pub enum Op {
         /// Its definition.
         definition: Vec<u8>,
     },
+    /// The table's definition changed compatibly (columns added, TTL changed): JSON of the
+    /// new manifest entry.
+    Alter {
+        /// The table.
+        table: String,
+        /// Its new definition.
+        definition: Vec<u8>,
+    },
     /// The table removed; appends logged before this are never replayed into a later table of
     /// the same name.
     Drop {
@@ -49,6 +57,7 @@ const TRUNCATE: u8 = 2;
 const DROP: u8 = 3;
 const CREATE: u8 = 4;
 const REPLACE: u8 = 5;
+const ALTER: u8 = 6;
 
 /// Encodes an operation for the WAL.
 pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
@@ -58,12 +67,13 @@ pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
         Op::Drop { table } => (DROP, table),
         Op::Create { table, .. } => (CREATE, table),
         Op::Replace { table, .. } => (REPLACE, table),
+        Op::Alter { table, .. } => (ALTER, table),
     };
     let mut out = Vec::with_capacity(64);
     out.push(kind);
     out.extend_from_slice(&(table.len() as u16).to_le_bytes());
     out.extend_from_slice(table.as_bytes());
-    if let Op::Create { definition, .. } = op {
+    if let Op::Create { definition, .. } | Op::Alter { definition, .. } = op {
         out.extend_from_slice(definition);
     }
     if let Op::Append { batch, .. } | Op::Replace { batch, .. } = op {
@@ -91,6 +101,7 @@ pub fn decode(bytes: &[u8]) -> Result<Op, ArrowError> {
         TRUNCATE => Ok(Op::Truncate { table }),
         DROP => Ok(Op::Drop { table }),
         CREATE => Ok(Op::Create { table, definition: bytes[3 + len..].to_vec() }),
+        ALTER => Ok(Op::Alter { table, definition: bytes[3 + len..].to_vec() }),
         _ => Err(bad()),
     }
 }

@@ -2,6 +2,7 @@
 //! once, and sorted Parquet parts listed in an atomically replaced manifest.
 
 pub mod codec;
+pub mod evolve;
 pub mod part;
 pub mod partition;
 mod sortkey;

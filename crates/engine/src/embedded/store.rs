@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 use super::codec::{self, Op};
 use super::partition::{Labels, PartitionKey};
 use super::ttl::Ttl;
-use super::{part, sortkey};
+use super::{evolve, part, sortkey};
 use crate::ingest::arrow::schema;
+use crate::ingest::value::convert;
 use crate::wal::{Lsn, Wal, WalOptions};
 use crate::{Error, Result};
 
@@ -75,6 +76,10 @@ struct ManifestTable {
     /// same name older than it belong to a dropped predecessor and are never applied.
     #[serde(default)]
     created_lsn: Lsn,
+    /// What rows written before a column was added read for it (JSON, converted to the
+    /// column's type): see [`evolve`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    fills: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -125,21 +130,43 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn table_schema(t: &ManifestTable) -> Result<SchemaRef> {
-    let cols = t
-        .columns
-        .iter()
-        .map(|(n, ty)| Ok((n.clone(), ChType::parse(ty).map_err(|e| Error::Damaged(e.0))?)))
-        .collect::<Result<Vec<_>>>()?;
-    schema(&cols).map_err(Error::arrow)
+fn table_columns(t: &ManifestTable) -> Result<Vec<(String, ChType)>> {
+    t.columns.iter().map(|(n, ty)| Ok((n.clone(), ChType::parse(ty).map_err(|e| Error::Damaged(e.0))?))).collect()
 }
 
-/// Adds `batch` to the unflushed rows of `table`.
-fn buffer(state: &mut State, table: String, batch: RecordBatch) {
+fn table_schema(t: &ManifestTable) -> Result<SchemaRef> {
+    schema(&table_columns(t)?).map_err(Error::arrow)
+}
+
+/// How rows of an older shape are read as a table's current columns.
+struct Shape {
+    schema: SchemaRef,
+    columns: Vec<(String, ChType)>,
+    fills: BTreeMap<String, serde_json::Value>,
+}
+
+impl Shape {
+    fn of(t: &ManifestTable) -> Result<Shape> {
+        Ok(Shape { schema: table_schema(t)?, columns: table_columns(t)?, fills: t.fills.clone() })
+    }
+
+    fn conform(&self, rows: &RecordBatch) -> Result<RecordBatch> {
+        evolve::conform(rows, &self.schema, &self.columns, &self.fills)
+    }
+}
+
+/// Adds `batch` to the unflushed rows of `table` (as rows of its current columns: a record
+/// logged just before a column was added is replayed after the change).
+fn buffer(state: &mut State, table: String, batch: RecordBatch) -> Result<()> {
+    let batch = match (state.schemas.get(&table), state.manifest.tables.get(&table)) {
+        (Some(s), Some(t)) if s.fields() != batch.schema().fields() => Shape::of(t)?.conform(&batch)?,
+        _ => batch,
+    };
     let buf = state.buffers.entry(table).or_default();
     buf.rows += batch.num_rows();
     buf.bytes += batch.get_array_memory_size();
     buf.batches.push(batch);
+    Ok(())
 }
 
 /// Whether a record at `lsn` about `table` concerns the table's current incarnation.
@@ -172,7 +199,32 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
             if !current(state, &table, lsn) {
                 return Ok(()); // for a table dropped since
             }
-            buffer(state, table, batch);
+            buffer(state, table, batch)?;
+        }
+        Op::Alter { table, definition } => {
+            if !current(state, &table, lsn) {
+                return Ok(());
+            }
+            let altered: ManifestTable =
+                serde_json::from_slice(&definition).map_err(|e| Error::Damaged(format!("alter record: {e}")))?;
+            let Some(t) = state.manifest.tables.get_mut(&table) else { return Ok(()) };
+            if t.ttl != altered.ttl {
+                for p in &mut t.parts {
+                    p.expires = None; // computed under the old TTL
+                }
+            }
+            t.columns = altered.columns;
+            t.ttl = altered.ttl;
+            t.fills = altered.fills;
+            let shape = Shape::of(t)?;
+            if let Some(buf) = state.buffers.get_mut(&table) {
+                for b in buf.batches.iter_mut().chain(buf.flushing.iter_mut()) {
+                    *b = shape.conform(b)?;
+                }
+                buf.bytes = buf.batches.iter().chain(&buf.flushing).map(RecordBatch::get_array_memory_size).sum();
+            }
+            state.schemas.insert(table.clone(), shape.schema);
+            write_manifest(dir, &state.manifest)?;
         }
         Op::Drop { table } => {
             if !current(state, &table, lsn) {
@@ -189,7 +241,7 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
                 return Ok(());
             }
             clear(state, dir, &table)?;
-            buffer(state, table, batch);
+            buffer(state, table, batch)?;
         }
         Op::Truncate { table } => {
             if !current(state, &table, lsn) {
@@ -281,6 +333,7 @@ impl Store {
             parts: Vec::new(),
             ttl: def.ttl.clone(),
             created_lsn: 0,
+            fills: BTreeMap::new(),
         };
         if let Some(t) = &def.ttl {
             Ttl::parse(t).map_err(Error::Invalid)?;
@@ -310,6 +363,59 @@ impl Store {
         }
     }
 
+    /// Changes a table compatibly: `def` keeps every column of the table with its type (new
+    /// columns may be added anywhere), the same sorting and partition keys, and may change the
+    /// TTL. `fills` are what existing rows read for the added columns (absent: NULL or the
+    /// type's zero). Nothing is rewritten; returns whether anything changed.
+    pub fn alter_table(&self, def: &TableDef, fills: BTreeMap<String, serde_json::Value>) -> Result<bool> {
+        let refuse = |why: String| Err(Error::Invalid(format!("Data Source '{}': {why}", def.name)));
+        let Some(existing) = lock(&self.state).manifest.tables.get(&def.name).cloned() else {
+            return Err(Error::NoSuchTable(def.name.clone()));
+        };
+        if existing.sorting_key != def.sorting_key {
+            return refuse("changing the sorting key is not a compatible change".into());
+        }
+        if existing.partition_key != def.partition_key {
+            return refuse("changing the partition key is not a compatible change".into());
+        }
+        if let Some(t) = &def.ttl {
+            Ttl::parse(t).map_err(Error::Invalid)?;
+        }
+        let columns: Vec<(String, String)> = def.columns.iter().map(|(n, t)| (n.clone(), t.to_string())).collect();
+        for (name, ty) in &existing.columns {
+            match columns.iter().find(|(n, _)| n == name) {
+                None => return refuse(format!("removing column '{name}' is not a compatible change")),
+                Some((_, t)) if t != ty => {
+                    return refuse(format!(
+                        "changing the type of column '{name}' from {ty} to {t} is not a compatible change"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if columns == existing.columns && def.ttl == existing.ttl {
+            return Ok(false);
+        }
+        let mut all_fills = existing.fills.clone();
+        for (name, _) in &columns {
+            if !existing.columns.iter().any(|(n, _)| n == name)
+                && let Some(v) = fills.get(name)
+            {
+                all_fills.insert(name.clone(), v.clone());
+            }
+        }
+        let altered = ManifestTable { columns, ttl: def.ttl.clone(), fills: all_fills, ..existing };
+        for (name, ty) in table_columns(&altered)? {
+            if let Some(v) = altered.fills.get(&name).filter(|v| !v.is_null()) {
+                convert(&ty, v).map_err(|e| Error::Invalid(format!("column '{name}': DEFAULT {v}: {e}")))?;
+            }
+        }
+        table_schema(&altered)?;
+        let definition = serde_json::to_vec(&altered).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.log(Op::Alter { table: def.name.clone(), definition })?;
+        Ok(true)
+    }
+
     /// The Arrow schema of a table.
     pub fn schema(&self, table: &str) -> Result<SchemaRef> {
         lock(&self.state).schemas.get(table).cloned().ok_or_else(|| Error::NoSuchTable(table.to_string()))
@@ -322,19 +428,31 @@ impl Store {
 
     /// Appends rows; returns once they are durable and visible to [`scan`](Self::scan).
     pub fn append(&self, table: &str, batch: RecordBatch) -> Result<Lsn> {
-        let expected = self.schema(table)?;
-        if batch.schema().fields() != expected.fields() {
+        let batch = self.shaped(table, batch)?;
+        self.log(Op::Append { table: table.to_string(), batch })
+    }
+
+    /// `batch` as rows of the table's current columns: rows converted just before a column was
+    /// added get its fill; anything else that does not match is refused.
+    fn shaped(&self, table: &str, batch: RecordBatch) -> Result<RecordBatch> {
+        let shape = {
+            let state = lock(&self.state);
+            let expected = state.schemas.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+            if batch.schema().fields() == expected.fields() {
+                return Ok(batch);
+            }
+            Shape::of(state.manifest.tables.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?)?
+        };
+        let subset = batch.schema().fields().iter().all(|f| shape.schema.fields().iter().any(|e| e == f));
+        if !subset {
             return Err(Error::Invalid(format!("rows do not match the schema of '{table}'")));
         }
-        self.log(Op::Append { table: table.to_string(), batch })
+        shape.conform(&batch)
     }
 
     /// Replaces every row of a table with `batch`, in one logged step.
     pub fn replace(&self, table: &str, batch: RecordBatch) -> Result<Lsn> {
-        let expected = self.schema(table)?;
-        if batch.schema().fields() != expected.fields() {
-            return Err(Error::Invalid(format!("rows do not match the schema of '{table}'")));
-        }
+        let batch = self.shaped(table, batch)?;
         self.log(Op::Replace { table: table.to_string(), batch })
     }
 
@@ -512,7 +630,7 @@ impl Store {
 
     /// Every row of a table: its parts, then its buffer.
     pub fn scan(&self, table: &str) -> Result<Vec<RecordBatch>> {
-        let (files, buffered) = {
+        let (files, buffered, shape) = {
             let state = lock(&self.state);
             let t = state.manifest.tables.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
             let buffered = state
@@ -529,11 +647,13 @@ impl Store {
                     File::open(&path).map_err(|e| Error::io(&path, e))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            (files, buffered)
+            (files, buffered, Shape::of(t)?)
         };
         let mut out = Vec::new();
         for f in files {
-            out.extend(part::read_file(f)?);
+            for b in part::read_file(f)? {
+                out.push(shape.conform(&b)?);
+            }
         }
         out.extend(buffered);
         Ok(out)
@@ -583,11 +703,14 @@ impl Store {
     ) -> Result<usize> {
         let groups: Vec<Vec<&PartMeta>> =
             if merge { vec![parts.to_vec()] } else { parts.iter().map(|p| vec![*p]).collect() };
+        let shape = Shape::of(def)?;
         let mut replaced = 0;
         for group in groups {
             let mut batches = Vec::new();
             for p in &group {
-                batches.extend(part::read(&self.dir.join("tables").join(table).join(&p.file))?);
+                for b in part::read(&self.dir.join("tables").join(table).join(&p.file))? {
+                    batches.push(shape.conform(&b)?);
+                }
             }
             let before: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let kept = match ttl {

@@ -76,7 +76,7 @@ pub enum ConverterError {
 }
 
 /// Parses a ClickHouse literal used as a `DEFAULT`: `'text'`, numbers, `NULL`, `[]`, `true`.
-fn literal(expr: &str) -> Option<Json> {
+pub fn default_literal(expr: &str) -> Option<Json> {
     let e = expr.trim();
     if let Some(body) = e.strip_prefix('\'').and_then(|b| b.strip_suffix('\'')) {
         let mut out = String::new();
@@ -134,7 +134,7 @@ impl RowConverter {
                     } else {
                         let unsupported =
                             || ConverterError::UnsupportedDefault { column: c.name.clone(), expr: expr.clone() };
-                        let value = literal(expr).ok_or_else(unsupported)?;
+                        let value = default_literal(expr).ok_or_else(unsupported)?;
                         Fallback::Value(convert(&c.ty, &value).map_err(|_| unsupported())?)
                     }
                 }

@@ -44,3 +44,70 @@ async fn fixture_events_land_and_read_back() {
     assert_eq!(count(&ws, "SELECT count(*) FROM events_quarantine").await, 6);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn compatible_changes_apply_in_place_and_others_are_refused() {
+    let dir = std::env::temp_dir().join(format!("aviary-ws-alter-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = example("datasources/events.datasource");
+    let added = text.replace(
+        "    `tags` Array(String) `json:$.tags[:]`",
+        "    `tags` Array(String) `json:$.tags[:]`,\n    `plan` LowCardinality(String) `json:$.plan` DEFAULT 'free',\n    `score` Nullable(Float64) `json:$.score`,\n    `visits` UInt16 `json:$.visits` DEFAULT 0",
+    );
+    assert_ne!(added, text, "the fixture's last column moved: update this test");
+    {
+        let ws = Workspace::open(&dir, WorkspaceOptions::default()).unwrap();
+        ws.deploy_datasource("events", &text).unwrap();
+        ws.ingest_ndjson("events", &example("fixtures/events.ndjson"), "before").unwrap();
+        ws.flush().unwrap(); // some rows in a part…
+        ws.ingest_ndjson("events", &example("fixtures/events.ndjson"), "buffered").unwrap(); // …some buffered
+        assert_eq!(
+            ws.alter_datasource("events", &added, true).unwrap().unwrap(),
+            [
+                "ADD COLUMN `plan` LowCardinality(String) DEFAULT 'free' AFTER `tags`",
+                "ADD COLUMN `score` Nullable(Float64) AFTER `plan`",
+                "ADD COLUMN `visits` UInt16 DEFAULT 0 AFTER `score`",
+            ]
+        );
+        assert!(ws.sql("SELECT plan FROM events").await.is_err(), "a dry run changes nothing");
+        assert_eq!(ws.deploy_datasource("events", &added).unwrap(), Deployed::Altered);
+        assert_eq!(ws.deploy_datasource("events", &added).unwrap(), Deployed::Unchanged);
+        let line = r#"{"timestamp":"2026-11-02 10:00:00.000","org":"acme","user":"u9","event":"page_view","path":"/new","country":"ES","duration_ms":1,"tags":[],"plan":"pro","score":0.5,"visits":3}"#;
+        assert_eq!(ws.ingest_ndjson("events", line, "after").unwrap().successful_rows, 1);
+    }
+    for round in 0..2 {
+        let ws = Workspace::open(&dir, WorkspaceOptions::default()).unwrap();
+        let q = "SELECT count(*) FROM events WHERE plan = 'free' AND score IS NULL AND visits = 0";
+        assert_eq!(count(&ws, q).await, 10, "round {round}: older rows read the fills");
+        let q = "SELECT count(*) FROM events WHERE plan = 'pro' AND score = 0.5 AND visits = 3";
+        assert_eq!(count(&ws, q).await, 1, "round {round}: the new row keeps its values");
+        assert_eq!(count(&ws, "SELECT count(*) FROM events_quarantine WHERE plan IS NULL").await, 6);
+        ws.flush().unwrap();
+        ws.store().maintain(1_793_577_600, 1).unwrap(); // merges old- and new-shape parts
+    }
+    let ws = Workspace::open(&dir, WorkspaceOptions::default()).unwrap();
+    for (change, why) in [
+        (
+            added.replace("`visits` UInt16", "`visits` UInt32"),
+            "changing the type of column 'visits' from UInt16 to UInt32",
+        ),
+        (added.replace("    `path` String `json:$.path`,\n", ""), "removing column 'path'"),
+        (
+            added.replace("ENGINE_SORTING_KEY \"org, timestamp\"", "ENGINE_SORTING_KEY \"timestamp\""),
+            "changing the sorting key",
+        ),
+        (
+            added.replace(
+                "ENGINE_PARTITION_KEY \"toYYYYMM(timestamp)\"",
+                "ENGINE_PARTITION_KEY \"toYYYYMMDD(timestamp)\"",
+            ),
+            "changing the partition key",
+        ),
+    ] {
+        assert_ne!(change, added, "{why}: the fixture changed");
+        let err = ws.deploy_datasource("events", &change).unwrap_err().to_string();
+        assert!(err.contains(&format!("{why} is not a compatible change")), "{err}");
+    }
+    assert_eq!(count(&ws, "SELECT count(*) FROM events").await, 11, "refused changes leave the data alone");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -522,3 +522,89 @@ async fn on_existing(
         Err(_) => Err(ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
     }
 }
+
+/// `text` with the top-level section `keyword` (a `KEYWORD >` block with its indented lines, or
+/// a one-line `KEYWORD value`) replaced by `section`, or removed when `section` is empty; added
+/// at the end when missing.
+fn with_section(text: &str, keyword: &str, section: &str) -> String {
+    let mut out = String::new();
+    let mut replaced = false;
+    let mut skipping = false;
+    for line in text.lines() {
+        let top_level = !line.is_empty() && !line.starts_with(char::is_whitespace);
+        if top_level {
+            skipping = line.split_whitespace().next() == Some(keyword);
+            if skipping && !replaced {
+                out.push_str(section);
+                replaced = true;
+            }
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !replaced {
+        out.push('\n');
+        out.push_str(section);
+    }
+    out
+}
+
+/// An indented block section: `KEYWORD >` and the lines of `body`.
+fn block(keyword: &str, body: &str) -> String {
+    let lines: String = body.split('\n').map(|l| format!("    {}\n", l.trim())).collect();
+    format!("{keyword} >\n{lines}\n")
+}
+
+/// `POST /v0/datasources/{name}/alter`: form `schema` (the whole new column list), `ttl`,
+/// `description`, `indexes`, `dry=true` → `{"operations": […], "datasource": {…}}`. Only
+/// compatible changes are made (see `Workspace::alter_datasource`); others are a 400 that says why.
+pub(crate) async fn alter(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(mut query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    for (k, v) in super::sql::form_pairs(&body) {
+        query.entry(k).or_insert(v);
+    }
+    alter_inner(&state, &name, &query, &headers).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn alter_inner(
+    state: &Arc<AppState>,
+    name: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    super::require_admin(state, query, headers)?;
+    let Some(mut text) = state.workspace.datasource_text(name) else { return Err(not_found(name)) };
+    if let Some(schema) = query.get("schema").filter(|s| !s.trim().is_empty()) {
+        text = with_section(&text, "SCHEMA", &block("SCHEMA", schema));
+    }
+    if let Some(ttl) = query.get("ttl") {
+        let line = match ttl.trim() {
+            "" | "false" => String::new(),
+            t => format!("ENGINE_TTL \"{}\"\n", t.replace('"', "\\\"")),
+        };
+        text = with_section(&text, "ENGINE_TTL", &line);
+    }
+    if let Some(d) = query.get("description") {
+        text = with_section(&text, "DESCRIPTION", &if d.is_empty() { String::new() } else { block("DESCRIPTION", d) });
+    }
+    if let Some(i) = query.get("indexes") {
+        text = with_section(&text, "INDEXES", &if i.trim().is_empty() { String::new() } else { block("INDEXES", i) });
+    }
+    let dry = query.get("dry").is_some_and(|d| d == "true");
+    let ws = state.workspace.clone();
+    let n2 = name.to_string();
+    let operations = tokio::task::spawn_blocking(move || ws.alter_datasource(&n2, &text, dry))
+        .await
+        .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+        .map_err(|e| ApiError::engine(&e, false))?
+        .unwrap_or_default();
+    let ds = state.workspace.datasource(name).map(|d| info(state, name, &d)).unwrap_or_default();
+    Ok(super::json_response(StatusCode::OK, &json!({ "operations": operations, "datasource": ds })))
+}

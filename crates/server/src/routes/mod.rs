@@ -27,6 +27,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v0/datasources/", get(datasources::list).post(datasources::create))
         .route("/v0/datasources/{name}", get(datasources::get_one).delete(datasources::drop))
         .route("/v0/datasources/{name}/delete", post(datasources::delete_rows))
+        .route("/v0/datasources/{name}/alter", post(datasources::alter))
         .route("/v0/jobs/{id}", get(datasources::job))
         .route("/v1/datasources/{name}/{action}", post(datasources::load_raw))
         .route("/v0/datasources/{name}/truncate", post(datasources::truncate))

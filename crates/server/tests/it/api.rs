@@ -589,3 +589,51 @@ async fn a_full_buffer_answers_503_and_ingests_nothing() {
     assert_eq!(rows["data"][0]["c"], 1, "only the accepted write is stored");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn alter_adds_columns_and_refuses_incompatible_changes() {
+    let s = Server::start("alter").await;
+    let (status, _) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    assert_eq!(status, 200);
+    let schema = "`timestamp` DateTime64(3) `json:$.timestamp`, `org` LowCardinality(String) `json:$.org`, \
+        `user` String `json:$.user`, `event` LowCardinality(String) `json:$.event`, `path` String `json:$.path`, \
+        `country` LowCardinality(String) `json:$.country`, `duration_ms` UInt32 `json:$.duration_ms`, \
+        `tags` Array(String) `json:$.tags[:]`, `plan` String `json:$.plan` DEFAULT 'free'";
+    let alter = |form: Vec<(&'static str, String)>| {
+        let req = s.client.post(s.url("/v0/datasources/events/alter")).bearer_auth(TOKEN).form(&form);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, v) = alter(vec![("schema", schema.to_string()), ("dry", "true".into())]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["operations"], json!(["ADD COLUMN `plan` String DEFAULT 'free' AFTER `tags`"]));
+    let (status, _) = s.sql("SELECT plan FROM events").await;
+    assert_eq!(status, 400, "a dry run changes nothing");
+    let (status, v) = alter(vec![("schema", schema.to_string()), ("ttl", "timestamp + INTERVAL 30 DAY".into())]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["operations"],
+        json!(["ADD COLUMN `plan` String DEFAULT 'free' AFTER `tags`", "MODIFY TTL timestamp + INTERVAL 30 DAY"])
+    );
+    assert!(v["datasource"]["schema"]["columns"].as_array().unwrap().iter().any(|c| c["name"] == "plan"), "{v}");
+    let (_, rows) = s.sql("SELECT count() AS c FROM events WHERE plan = 'free' FORMAT JSON").await;
+    assert_eq!(rows["data"][0]["c"], 5, "existing rows read the default");
+    let r = s.client.get(s.url("/v0/datasources/events.datasource")).bearer_auth(TOKEN).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("`plan` String `json:$.plan` DEFAULT 'free'")
+            && text.contains("ENGINE_TTL \"timestamp + INTERVAL 30 DAY\""),
+        "{text}"
+    );
+    let narrowed = schema.replace("`duration_ms` UInt32", "`duration_ms` UInt16");
+    let (status, v) = alter(vec![("schema", narrowed)]).await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().contains("changing the type of column 'duration_ms'"), "{v}");
+    let (status, _) = alter(vec![("schema", schema.to_string())]).await;
+    assert_eq!(status, 200, "the same schema again changes nothing");
+    let r = s.client.post(s.url("/v0/datasources/nope/alter")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    s.stop().await;
+}
