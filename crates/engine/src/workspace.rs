@@ -53,12 +53,16 @@ struct Entry {
 }
 
 /// How loaded rows combine with what a data source holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadMode {
     /// Added to the existing rows.
     Append,
     /// Replacing every existing row, in one step.
     Replace,
+    /// Replacing the rows that match a SQL condition (`replace_condition`), in one step: the
+    /// existing rows that do not match are kept, and of the loaded rows only those that match
+    /// are stored.
+    ReplaceWhere(String),
 }
 
 /// An open workspace.
@@ -428,7 +432,7 @@ impl Workspace {
     pub fn load_ndjson(&self, name: &str, body: &str, import_id: &str, mode: LoadMode) -> Result<Ingested> {
         match mode {
             LoadMode::Append => self.ingest_ndjson(name, body, import_id),
-            LoadMode::Replace => {
+            LoadMode::Replace | LoadMode::ReplaceWhere(_) => {
                 let e = self.entry(name)?;
                 let now = chrono::Utc::now();
                 let now_nanos = now.timestamp_nanos_opt().unwrap_or(0);
@@ -478,18 +482,7 @@ impl Workspace {
             );
         }
         let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
-        let rows = all.num_rows() as u64;
-        let lock = self.writer(name);
-        let _guard = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
-        match mode {
-            LoadMode::Append if rows == 0 => {}
-            LoadMode::Append => {
-                self.store.append(name, all)?;
-            }
-            LoadMode::Replace => {
-                self.store.replace(name, all)?;
-            }
-        }
+        let rows = self.write(name, all, &mode)?;
         Ok(Ingested { successful_rows: rows, quarantined_rows: 0 })
     }
 
@@ -502,10 +495,8 @@ impl Workspace {
     /// Returns the number of rows deleted (or that would be).
     pub fn delete_where(&self, name: &str, condition: &str, dry_run: bool) -> Result<u64> {
         let lock = self.writer(name);
-        let _guard = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
-        let schema = self.store.schema(name)?;
-        let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|e| Error::Query(e.to_string()))?;
-        let matching = runtime.block_on(self.sql(&format!("SELECT count(*) FROM {name} WHERE ({condition})")))?;
+        let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
+        let matching = block_on(self.sql(&format!("SELECT count(*) FROM {name} WHERE ({condition})")))??;
         let count = matching
             .batches
             .first()
@@ -514,15 +505,7 @@ impl Workspace {
         if dry_run || count == 0 {
             return Ok(count);
         }
-        let kept =
-            runtime.block_on(self.sql(&format!("SELECT * FROM {name} WHERE NOT coalesce(({condition}), false)")))?;
-        let batches = kept
-            .batches
-            .iter()
-            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(Error::arrow))
-            .collect::<Result<Vec<_>>>()?;
-        let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
-        self.store.replace(name, all)?;
+        self.replace_keeping(name, condition, Vec::new())?;
         Ok(count)
     }
 
@@ -534,21 +517,61 @@ impl Workspace {
         bad: &[Vec<Cell>],
         mode: LoadMode,
     ) -> Result<Ingested> {
-        let result = Ingested { successful_rows: good.len() as u64, quarantined_rows: bad.len() as u64 };
-        let lock = self.writer(name);
-        let _guard = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
-        if mode == LoadMode::Replace {
-            let b = batch(&e.columns, good).map_err(Error::arrow)?;
-            self.store.replace(name, b)?;
-        } else if !good.is_empty() {
-            let b = batch(&e.columns, good).map_err(Error::arrow)?;
-            self.store.append(name, b)?;
-        }
+        let stored = self.write(name, batch(&e.columns, good).map_err(Error::arrow)?, &mode)?;
         if !bad.is_empty() {
             let b = batch(&e.quarantine_columns, bad).map_err(Error::arrow)?;
             self.store.append(&format!("{name}{QUARANTINE}"), b)?;
         }
-        Ok(result)
+        Ok(Ingested { successful_rows: stored, quarantined_rows: bad.len() as u64 })
+    }
+
+    /// Stores `rows` in data source `name` with `mode`; returns how many were stored.
+    fn write(&self, name: &str, rows: RecordBatch, mode: &LoadMode) -> Result<u64> {
+        let lock = self.writer(name);
+        let count = rows.num_rows() as u64;
+        match mode {
+            LoadMode::Append => {
+                let _shared = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
+                if count > 0 {
+                    self.store.append(name, rows)?;
+                }
+                Ok(count)
+            }
+            LoadMode::Replace => {
+                let _shared = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
+                self.store.replace(name, rows)?;
+                Ok(count)
+            }
+            LoadMode::ReplaceWhere(condition) => {
+                // Exclusive: no row may arrive between reading what to keep and replacing.
+                let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
+                let ctx = SessionContext::new();
+                let loaded = MemTable::try_new(rows.schema(), vec![vec![rows]]).map_err(|e| Error::Query(e.to_string()))?;
+                ctx.register_table(name, Arc::new(loaded)).map_err(|e| Error::Query(e.to_string()))?;
+                let sql = format!("SELECT * FROM {name} WHERE coalesce(({condition}), false)");
+                let matching = block_on(async { ctx.sql(&sql).await?.collect().await })?
+                    .map_err(|e| Error::Invalid(format!("replace_condition: {e}")))?;
+                let stored = matching.iter().map(|b| b.num_rows() as u64).sum();
+                self.replace_keeping(name, condition, matching)?;
+                Ok(stored)
+            }
+        }
+    }
+
+    /// Replaces the rows of `name` by those that do not match `condition` plus `extra`, in one
+    /// logged step. The caller holds the data source's writer lock exclusively.
+    fn replace_keeping(&self, name: &str, condition: &str, extra: Vec<RecordBatch>) -> Result<()> {
+        let schema = self.store.schema(name)?;
+        let sql = format!("SELECT * FROM {name} WHERE NOT coalesce(({condition}), false)");
+        let kept = block_on(self.sql(&sql))??.batches;
+        let all = kept
+            .iter()
+            .chain(&extra)
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(Error::arrow))
+            .collect::<Result<Vec<_>>>()?;
+        let all = arrow_select::concat::concat_batches(&schema, &all).map_err(Error::arrow)?;
+        self.store.replace(name, all)?;
+        Ok(())
     }
 
     /// Runs a read query over the workspace's tables.
@@ -593,6 +616,12 @@ pub struct QueryOutput {
     pub rows_read: u64,
     /// Bytes scanned.
     pub bytes_read: u64,
+}
+
+/// Runs a future to completion on this (blocking) thread.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|e| Error::Query(e.to_string()))?;
+    Ok(runtime.block_on(f))
 }
 
 fn quarantine_row(q: Quarantined, import_id: &str, now_secs: i64) -> Vec<Cell> {

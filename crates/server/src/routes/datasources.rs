@@ -201,7 +201,7 @@ async fn append_rows(
     let ws = state.workspace.clone();
     let Some(ds) = ws.datasource(name) else {
         return Err(match mode {
-            LoadMode::Replace => ApiError::json(
+            LoadMode::Replace | LoadMode::ReplaceWhere(_) => ApiError::json(
                 StatusCode::BAD_REQUEST,
                 format!("Data Source \"{name}\" does not exist, can not replace a non existing Data Source"),
             ),
@@ -358,19 +358,13 @@ async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, Ap
             Ok(super::json_response(StatusCode::OK, &json!({ "datasource": ds })))
         }
         "append" | "replace" => {
-            let load = if mode == "append" { LoadMode::Append } else { LoadMode::Replace };
+            let load = load_mode(&mode, &query);
             let Some(name) = name else {
                 return Err(ApiError::json(
                     StatusCode::BAD_REQUEST,
                     format!("Data source name must be set with mode={mode} (name=my_datasource)"),
                 ));
             };
-            if query.contains_key("replace_condition") {
-                return Err(ApiError::json(
-                    StatusCode::BAD_REQUEST,
-                    "replace_condition is not supported by the embedded engine yet",
-                ));
-            }
             let format = query.get("format").map_or("csv", String::as_str).to_ascii_lowercase();
             append_rows(&state, &name, &format, file.unwrap_or_default(), delimiter(&query)?, load).await
         }
@@ -378,6 +372,16 @@ async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, Ap
             StatusCode::BAD_REQUEST,
             format!("Invalid mode \"{other}\", valid modes are create, append, replace"),
         )),
+    }
+}
+
+/// The load mode of `mode=append|replace` (with `replace_condition`, only matching rows are
+/// replaced).
+fn load_mode(mode: &str, query: &HashMap<String, String>) -> LoadMode {
+    match (mode, query.get("replace_condition").filter(|c| !c.trim().is_empty())) {
+        ("append", _) => LoadMode::Append,
+        (_, Some(condition)) => LoadMode::ReplaceWhere(condition.clone()),
+        (_, None) => LoadMode::Replace,
     }
 }
 
@@ -393,8 +397,7 @@ pub(crate) async fn load_raw(
         return e.into_response();
     }
     let mode = match action.as_str() {
-        "append" => LoadMode::Append,
-        "replace" => LoadMode::Replace,
+        "append" | "replace" => load_mode(&action, &query),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let format = query.get("format").map_or("csv", String::as_str).to_ascii_lowercase();

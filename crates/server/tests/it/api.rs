@@ -637,3 +637,51 @@ async fn alter_adds_columns_and_refuses_incompatible_changes() {
     assert_eq!(r.status(), 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn replace_condition_replaces_only_the_matching_rows() {
+    let s = Server::start("replace-condition").await;
+    let (status, _) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    assert_eq!(status, 200);
+    let (_, before) = s.sql("SELECT org, count() AS c FROM events GROUP BY org ORDER BY org FORMAT JSON").await;
+    assert_eq!(before["data"], json!([{"org": "acme", "c": 3}, {"org": "globex", "c": 2}]));
+    let line = |org: &str, user: &str| {
+        format!(
+            r#"{{"timestamp":"2026-11-02 10:00:00.000","org":"{org}","user":"{user}","event":"page_view","path":"/","country":"ES","duration_ms":1,"tags":[]}}"#
+        )
+    };
+    let body = format!("{}\n{}\n", line("acme", "fresh"), line("globex", "ignored"));
+    let r = s
+        .client
+        .post(s.url("/v1/datasources/events/replace"))
+        .query(&[("format", "ndjson"), ("replace_condition", "org = 'acme'")])
+        .bearer_auth(TOKEN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (_, after) = s.sql("SELECT org, user FROM events ORDER BY org, user FORMAT JSON").await;
+    let rows: Vec<(String, String)> = after["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["org"].as_str().unwrap().to_string(), r["user"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(rows.iter().filter(|(o, _)| o == "acme").collect::<Vec<_>>(), [&("acme".to_string(), "fresh".to_string())]);
+    assert_eq!(rows.iter().filter(|(o, _)| o == "globex").count(), 2, "other rows kept, non-matching new rows dropped");
+    assert!(!rows.iter().any(|(_, u)| u == "ignored"));
+    let r = s
+        .client
+        .post(s.url("/v1/datasources/events/replace"))
+        .query(&[("format", "ndjson"), ("replace_condition", "no_such_column = 1")])
+        .bearer_auth(TOKEN)
+        .body(line("acme", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (_, unchanged) = s.sql("SELECT count() AS c FROM events FORMAT JSON").await;
+    assert_eq!(unchanged["data"][0]["c"], 3, "a bad condition changes nothing");
+    s.stop().await;
+}
