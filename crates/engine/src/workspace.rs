@@ -334,6 +334,27 @@ impl Workspace {
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 
+    /// Renames a data source (and its quarantine and definition) in one logged step; its rows
+    /// stay where they are.
+    pub fn rename_datasource(&self, from: &str, to: &str) -> Result<()> {
+        let existing = self.entry(from)?;
+        if self.entry(to).is_ok() || self.store.schema(to).is_ok() {
+            return Err(Error::Invalid(format!("Data Source \"{to}\" already exists")));
+        }
+        let lock = self.writer(from);
+        let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
+        self.store.rename_tables(&[
+            (from.to_string(), to.to_string()),
+            (format!("{from}{QUARANTINE}"), format!("{to}{QUARANTINE}")),
+        ])?;
+        let mut renamed = entry(parse_datasource(to, &existing.text)?, existing.text.clone())?;
+        renamed.datasource.name = to.to_string();
+        let mut catalog = self.catalog.write().map_err(|_| Error::Damaged("catalog lock".into()))?;
+        catalog.remove(from);
+        catalog.insert(to.to_string(), Arc::new(renamed));
+        Ok(())
+    }
+
     /// Removes a data source, its quarantine and its data.
     pub fn drop_datasource(&self, name: &str) -> Result<()> {
         self.entry(name)?;
@@ -546,7 +567,8 @@ impl Workspace {
                 // Exclusive: no row may arrive between reading what to keep and replacing.
                 let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
                 let ctx = SessionContext::new();
-                let loaded = MemTable::try_new(rows.schema(), vec![vec![rows]]).map_err(|e| Error::Query(e.to_string()))?;
+                let loaded =
+                    MemTable::try_new(rows.schema(), vec![vec![rows]]).map_err(|e| Error::Query(e.to_string()))?;
                 ctx.register_table(name, Arc::new(loaded)).map_err(|e| Error::Query(e.to_string()))?;
                 let sql = format!("SELECT * FROM {name} WHERE coalesce(({condition}), false)");
                 let matching = block_on(async { ctx.sql(&sql).await?.collect().await })?

@@ -44,6 +44,13 @@ pub enum Op {
         /// Its new definition.
         definition: Vec<u8>,
     },
+    /// Tables renamed, all in one step: `(from, to)` pairs. Each table's directory moves with
+    /// it, and so does a file `datasources/<from>.datasource` in the data directory when there
+    /// is one (the definition a workspace keeps next to its tables).
+    Rename {
+        /// The renames.
+        renames: Vec<(String, String)>,
+    },
     /// The table removed; appends logged before this are never replayed into a later table of
     /// the same name.
     Drop {
@@ -58,6 +65,7 @@ const DROP: u8 = 3;
 const CREATE: u8 = 4;
 const REPLACE: u8 = 5;
 const ALTER: u8 = 6;
+const RENAME: u8 = 7;
 
 /// Encodes an operation for the WAL.
 pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
@@ -68,6 +76,7 @@ pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
         Op::Create { table, .. } => (CREATE, table),
         Op::Replace { table, .. } => (REPLACE, table),
         Op::Alter { table, .. } => (ALTER, table),
+        Op::Rename { .. } => (RENAME, &String::new()),
     };
     let mut out = Vec::with_capacity(64);
     out.push(kind);
@@ -75,6 +84,9 @@ pub fn encode(op: &Op) -> Result<Vec<u8>, ArrowError> {
     out.extend_from_slice(table.as_bytes());
     if let Op::Create { definition, .. } | Op::Alter { definition, .. } = op {
         out.extend_from_slice(definition);
+    }
+    if let Op::Rename { renames } = op {
+        out.extend(serde_json::to_vec(renames).map_err(|e| ArrowError::ExternalError(Box::new(e)))?);
     }
     if let Op::Append { batch, .. } | Op::Replace { batch, .. } = op {
         let mut w = StreamWriter::try_new(&mut out, &batch.schema())?;
@@ -102,6 +114,7 @@ pub fn decode(bytes: &[u8]) -> Result<Op, ArrowError> {
         DROP => Ok(Op::Drop { table }),
         CREATE => Ok(Op::Create { table, definition: bytes[3 + len..].to_vec() }),
         ALTER => Ok(Op::Alter { table, definition: bytes[3 + len..].to_vec() }),
+        RENAME => Ok(Op::Rename { renames: serde_json::from_slice(&bytes[3 + len..]).map_err(|_| bad())? }),
         _ => Err(bad()),
     }
 }

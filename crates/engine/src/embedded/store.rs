@@ -80,6 +80,13 @@ struct ManifestTable {
     /// column's type): see [`evolve`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     fills: BTreeMap<String, serde_json::Value>,
+    /// The LSN of the rename that gave the table its current name (0: it was created with it).
+    #[serde(default)]
+    named_lsn: Lsn,
+    /// Names the table had before, each with the LSNs between which it had it, so that log
+    /// records written under an old name replay into this table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    former: Vec<(String, Lsn, Lsn)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -124,6 +131,9 @@ pub struct Store {
     dir: PathBuf,
     wal: Wal,
     state: Arc<Mutex<State>>,
+    /// Held by flushes, merges and renames: a rename never moves a table's files while parts
+    /// are being written into them.
+    upkeep: Mutex<()>,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -169,18 +179,32 @@ fn buffer(state: &mut State, table: String, batch: RecordBatch) -> Result<()> {
     Ok(())
 }
 
-/// Whether a record at `lsn` about `table` concerns the table's current incarnation.
-fn current(state: &State, table: &str, lsn: Lsn) -> bool {
-    state.manifest.tables.get(table).is_some_and(|t| t.created_lsn < lsn)
+/// Where a workspace keeps the definition of data source `name` (moved along by renames).
+fn datafile(dir: &Path, name: &str) -> PathBuf {
+    dir.join("datasources").join(format!("{name}.datasource"))
+}
+
+/// The current name of the table a record at `lsn` about `table` concerns: the table that had
+/// that name at `lsn` (not an older incarnation dropped since), wherever it was renamed to.
+fn resolve(state: &State, table: &str, lsn: Lsn) -> Option<String> {
+    if let Some(t) = state.manifest.tables.get(table)
+        && t.created_lsn.max(t.named_lsn) < lsn
+    {
+        return Some(table.to_string());
+    }
+    let had_it = |t: &ManifestTable| t.former.iter().any(|(n, from, until)| n == table && *from < lsn && lsn < *until);
+    state.manifest.tables.iter().find(|(_, t)| had_it(t)).map(|(name, _)| name.clone())
 }
 
 fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
     state.applied_lsn = state.applied_lsn.max(lsn);
     match op {
         Op::Create { table, definition } => {
-            if state.manifest.tables.contains_key(&table) {
-                // Already in the manifest: this record, a concurrent create of the same name, or
-                // an older incarnation replayed after a newer one was created.
+            if state.manifest.tables.contains_key(&table)
+                || state.manifest.tables.values().any(|t| t.created_lsn == lsn)
+            {
+                // Already in the manifest: this record (perhaps renamed since), a concurrent
+                // create of the same name, or an older incarnation replayed after a newer one.
                 return Ok(());
             }
             let mut entry: ManifestTable =
@@ -196,15 +220,13 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
             write_manifest(dir, &state.manifest)?;
         }
         Op::Append { table, batch } => {
-            if !current(state, &table, lsn) {
+            let Some(table) = resolve(state, &table, lsn) else {
                 return Ok(()); // for a table dropped since
-            }
+            };
             buffer(state, table, batch)?;
         }
         Op::Alter { table, definition } => {
-            if !current(state, &table, lsn) {
-                return Ok(());
-            }
+            let Some(table) = resolve(state, &table, lsn) else { return Ok(()) };
             let altered: ManifestTable =
                 serde_json::from_slice(&definition).map_err(|e| Error::Damaged(format!("alter record: {e}")))?;
             let Some(t) = state.manifest.tables.get_mut(&table) else { return Ok(()) };
@@ -226,10 +248,56 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
             state.schemas.insert(table.clone(), shape.schema);
             write_manifest(dir, &state.manifest)?;
         }
-        Op::Drop { table } => {
-            if !current(state, &table, lsn) {
+        Op::Rename { renames } => {
+            // Only renames whose source is still this incarnation and whose target is free
+            // (a replay after the manifest already moved them skips them).
+            let renames: Vec<(String, String)> = renames
+                .into_iter()
+                .filter_map(|(from, to)| {
+                    let from = resolve(state, &from, lsn)?;
+                    (!state.manifest.tables.contains_key(&to)).then_some((from, to))
+                })
+                .collect();
+            if renames.is_empty() {
                 return Ok(());
             }
+            // Files first, then the manifest: a crash in between replays this record, and each
+            // move below is skipped once done.
+            for (from, to) in &renames {
+                let (old, new) = (dir.join("tables").join(from), dir.join("tables").join(to));
+                if old.exists() {
+                    if new.exists() {
+                        let _ = std::fs::remove_dir_all(&new); // left by a dropped table
+                    }
+                    std::fs::rename(&old, &new).map_err(|e| Error::io(&old, e))?;
+                }
+                let (old, new) = (datafile(dir, from), datafile(dir, to));
+                if old.exists() {
+                    std::fs::rename(&old, &new).map_err(|e| Error::io(&old, e))?;
+                }
+            }
+            for d in [dir.join("tables"), dir.join("datasources")] {
+                if d.exists() {
+                    File::open(&d).and_then(|f| f.sync_all()).map_err(|e| Error::io(&d, e))?;
+                }
+            }
+            for (from, to) in renames {
+                if let Some(mut t) = state.manifest.tables.remove(&from) {
+                    t.former.push((from.clone(), t.created_lsn.max(t.named_lsn), lsn));
+                    t.named_lsn = lsn;
+                    state.manifest.tables.insert(to.clone(), t);
+                }
+                if let Some(s) = state.schemas.remove(&from) {
+                    state.schemas.insert(to.clone(), s);
+                }
+                if let Some(b) = state.buffers.remove(&from) {
+                    state.buffers.insert(to, b);
+                }
+            }
+            write_manifest(dir, &state.manifest)?;
+        }
+        Op::Drop { table } => {
+            let Some(table) = resolve(state, &table, lsn) else { return Ok(()) };
             state.buffers.remove(&table);
             state.schemas.remove(&table);
             state.manifest.tables.remove(&table);
@@ -237,16 +305,12 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
             let _ = std::fs::remove_dir_all(dir.join("tables").join(&table));
         }
         Op::Replace { table, batch } => {
-            if !current(state, &table, lsn) {
-                return Ok(());
-            }
+            let Some(table) = resolve(state, &table, lsn) else { return Ok(()) };
             clear(state, dir, &table)?;
             buffer(state, table, batch)?;
         }
         Op::Truncate { table } => {
-            if !current(state, &table, lsn) {
-                return Ok(());
-            }
+            let Some(table) = resolve(state, &table, lsn) else { return Ok(()) };
             clear(state, dir, &table)?;
         }
     }
@@ -315,7 +379,7 @@ impl Store {
         if let Some(e) = replay_error {
             return Err(e);
         }
-        Ok(Store { dir: dir.to_path_buf(), wal, state: Arc::new(Mutex::new(state)) })
+        Ok(Store { dir: dir.to_path_buf(), wal, state: Arc::new(Mutex::new(state)), upkeep: Mutex::new(()) })
     }
 
     /// Creates a table; creating one that exists with the same definition does nothing.
@@ -334,6 +398,8 @@ impl Store {
             ttl: def.ttl.clone(),
             created_lsn: 0,
             fills: BTreeMap::new(),
+            named_lsn: 0,
+            former: Vec::new(),
         };
         if let Some(t) = &def.ttl {
             Ttl::parse(t).map_err(Error::Invalid)?;
@@ -462,6 +528,23 @@ impl Store {
         self.log(Op::Truncate { table: table.to_string() })
     }
 
+    /// Renames tables, all in one logged step (see [`Op::Rename`]).
+    pub fn rename_tables(&self, renames: &[(String, String)]) -> Result<Lsn> {
+        let _upkeep = self.upkeep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let state = lock(&self.state);
+            for (from, to) in renames {
+                if !state.manifest.tables.contains_key(from) {
+                    return Err(Error::NoSuchTable(from.clone()));
+                }
+                if state.manifest.tables.contains_key(to) {
+                    return Err(Error::Invalid(format!("'{to}' already exists")));
+                }
+            }
+        }
+        self.log(Op::Rename { renames: renames.to_vec() })
+    }
+
     /// Removes a table and its data.
     pub fn drop_table(&self, table: &str) -> Result<Lsn> {
         self.schema(table)?;
@@ -496,6 +579,7 @@ impl Store {
     /// Writes every buffer to sorted Parquet parts and advances the manifest; returns the rows
     /// written.
     pub fn flush(&self) -> Result<u64> {
+        let _upkeep = self.upkeep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (taken, covered, defs) = {
             let mut state = lock(&self.state);
             let covered = state.applied_lsn;
@@ -665,6 +749,7 @@ impl Store {
     /// rows (so merges stay bounded in memory and never rewrite big parts again and again).
     /// Returns the number of parts rewritten or removed.
     pub fn maintain(&self, now_secs: i64, max_parts: usize) -> Result<usize> {
+        let _upkeep = self.upkeep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let tables: Vec<(String, ManifestTable)> =
             lock(&self.state).manifest.tables.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
         let mut changed = 0;

@@ -611,3 +611,35 @@ async fn alter_inner(
     let ds = state.workspace.datasource(name).map(|d| info(state, name, &d)).unwrap_or_default();
     Ok(super::json_response(StatusCode::OK, &json!({ "operations": operations, "datasource": ds })))
 }
+
+/// `PUT /v0/datasources/{name}` with `name=<new>`: renames the data source → its info.
+pub(crate) async fn update(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(mut query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    for (k, v) in super::sql::form_pairs(&body) {
+        query.entry(k).or_insert(v);
+    }
+    let new_name = query.get("name").cloned().unwrap_or_default();
+    if !new_name.is_empty() && new_name != name && !valid_name(&new_name) {
+        return ApiError::json(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid Data Source name \"{new_name}\". {NAME_HELP}"),
+        )
+        .into_response();
+    }
+    let target = new_name.clone();
+    let result = on_existing(&state, name.clone(), &query, &headers, move |ws, name| {
+        if target.is_empty() || target == name { Ok(()) } else { ws.rename_datasource(&name, &target) }
+    })
+    .await;
+    if let Err(e) = result {
+        return e.into_response();
+    }
+    let current = if new_name.is_empty() { name } else { new_name };
+    let ds = state.workspace.datasource(&current).map(|d| info(&state, &current, &d)).unwrap_or_default();
+    super::json_response(StatusCode::OK, &ds)
+}

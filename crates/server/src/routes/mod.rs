@@ -25,7 +25,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v0/sql", get(sql::get_sql).post(sql::post_sql))
         .route("/v0/datasources", get(datasources::list).post(datasources::create))
         .route("/v0/datasources/", get(datasources::list).post(datasources::create))
-        .route("/v0/datasources/{name}", get(datasources::get_one).delete(datasources::drop))
+        .route("/v0/datasources/{name}", get(datasources::get_one).delete(datasources::drop).put(datasources::update))
         .route("/v0/datasources/{name}/delete", post(datasources::delete_rows))
         .route("/v0/datasources/{name}/alter", post(datasources::alter))
         .route("/v0/jobs/{id}", get(datasources::job))

@@ -668,7 +668,10 @@ async fn replace_condition_replaces_only_the_matching_rows() {
         .iter()
         .map(|r| (r["org"].as_str().unwrap().to_string(), r["user"].as_str().unwrap().to_string()))
         .collect();
-    assert_eq!(rows.iter().filter(|(o, _)| o == "acme").collect::<Vec<_>>(), [&("acme".to_string(), "fresh".to_string())]);
+    assert_eq!(
+        rows.iter().filter(|(o, _)| o == "acme").collect::<Vec<_>>(),
+        [&("acme".to_string(), "fresh".to_string())]
+    );
     assert_eq!(rows.iter().filter(|(o, _)| o == "globex").count(), 2, "other rows kept, non-matching new rows dropped");
     assert!(!rows.iter().any(|(_, u)| u == "ignored"));
     let r = s
@@ -683,5 +686,44 @@ async fn replace_condition_replaces_only_the_matching_rows() {
     assert_eq!(r.status(), 400);
     let (_, unchanged) = s.sql("SELECT count() AS c FROM events FORMAT JSON").await;
     assert_eq!(unchanged["data"][0]["c"], 3, "a bad condition changes nothing");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn rename_moves_rows_quarantine_and_definition() {
+    let s = Server::start("rename").await;
+    let (status, _) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    assert_eq!(status, 200);
+    let put = |from: &str, to: &str| {
+        let req = s.client.put(s.url(&format!("/v0/datasources/{from}"))).bearer_auth(TOKEN).form(&[("name", to)]);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, v) = put("events", "page_events").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["name"], "page_events");
+    assert_eq!(v["statistics"]["row_count"], 5);
+    let (_, rows) = s.sql("SELECT count() AS c FROM page_events FORMAT JSON").await;
+    assert_eq!(rows["data"][0]["c"], 5);
+    let (_, rows) = s.sql("SELECT count() AS c FROM page_events_quarantine FORMAT JSON").await;
+    assert_eq!(rows["data"][0]["c"], 3);
+    let r = s.client.get(s.url("/v0/datasources/events")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = s.client.get(s.url("/v0/datasources/page_events.datasource")).bearer_auth(TOKEN).send().await.unwrap();
+    assert!(r.text().await.unwrap().contains("`org` LowCardinality(String)"));
+    let (status, body) = s.events("name=page_events&wait=true", example("fixtures/events.ndjson")).await;
+    assert_eq!(status, 200, "{body}");
+    // The old name is free again: the next events create a new data source there.
+    let (status, _) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    assert_eq!(status, 200);
+    let (status, v) = put("page_events", "events").await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"], "Data Source \"events\" already exists");
+    let (status, _) = put("page_events", "bad name!").await;
+    assert_eq!(status, 400);
+    let (status, _) = put("nope", "other").await;
+    assert_eq!(status, 404);
     s.stop().await;
 }
