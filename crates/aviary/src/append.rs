@@ -1,5 +1,6 @@
-//! `aviary append <datasource> <file>`: streams a local CSV, NDJSON or Parquet file into a running
-//! server in chunks, with a progress bar (rows, MB/s, ETA), and reports quarantined rows as it
+//! `aviary append <datasource> <file>`: streams a local CSV, NDJSON or Parquet file in chunks
+//! into a running server, or straight into a data directory no server has open
+//! (`--data-dir`), with a progress bar (rows, MB/s, ETA), and reports quarantined rows as it
 //! goes — the way history is loaded before going live.
 
 use std::fs::File;
@@ -21,9 +22,13 @@ pub struct AppendArgs {
     /// The server's base URL.
     #[arg(long, env = "AVIARY_HOST", default_value = "http://127.0.0.1:7181")]
     pub host: String,
-    /// A token that may append to the data source (the admin token by default).
+    /// A token that may append to the data source (required with a server).
     #[arg(long, env = "AVIARY_TOKEN", hide_env_values = true)]
-    pub token: String,
+    pub token: Option<String>,
+    /// Write into this data directory instead of a server (no server may have it open; rows
+    /// are durable when the command ends).
+    #[arg(long, conflicts_with = "host")]
+    pub data_dir: Option<PathBuf>,
     /// Bytes per request.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub chunk_bytes: usize,
@@ -39,22 +44,92 @@ struct Totals {
     bytes: u64,
 }
 
+/// A file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Ndjson,
+    Csv,
+    Parquet,
+}
+
+/// Where chunks go.
+enum Target {
+    Server { client: reqwest::blocking::Client, host: String, token: String, retries: u32 },
+    Dir(engine::workspace::Workspace),
+}
+
+impl Target {
+    fn new(args: &AppendArgs) -> Result<Target> {
+        if let Some(dir) = &args.data_dir {
+            if !dir.join("manifest.json").exists() {
+                bail!("{} is not an Aviary data directory", dir.display());
+            }
+            let ws = engine::workspace::Workspace::open(dir, Default::default())?;
+            if ws.datasource(&args.datasource).is_none() {
+                bail!("Data Source '{}' does not exist in {}", args.datasource, dir.display());
+            }
+            return Ok(Target::Dir(ws));
+        }
+        let Some(token) = args.token.clone() else {
+            bail!("a token is needed to append through a server (--token or AVIARY_TOKEN)");
+        };
+        Ok(Target::Server {
+            client: http_client()?,
+            host: args.host.trim_end_matches('/').to_string(),
+            token,
+            retries: args.retries,
+        })
+    }
+
+    /// Loads one chunk; returns (stored rows, quarantined rows).
+    fn load(&self, datasource: &str, body: &[u8], format: Format) -> Result<(u64, u64)> {
+        match self {
+            Target::Server { client, host, token, retries } => {
+                let url = match format {
+                    Format::Ndjson => format!("{host}/v0/events?name={datasource}&wait=true"),
+                    Format::Csv => format!("{host}/v0/datasources?mode=append&format=csv&name={datasource}"),
+                    Format::Parquet => format!("{host}/v0/datasources?mode=append&format=parquet&name={datasource}"),
+                };
+                send(client, &url, token, body, format == Format::Ndjson, *retries)
+            }
+            Target::Dir(ws) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let text = || std::str::from_utf8(body).context("the file is not UTF-8");
+                let done = match format {
+                    Format::Ndjson => ws.ingest_ndjson(datasource, text()?, &id)?,
+                    Format::Csv => ws.ingest_csv(datasource, text()?, b',', &id)?,
+                    Format::Parquet => {
+                        ws.load_parquet(datasource, body.to_vec(), engine::workspace::LoadMode::Append)?
+                    }
+                };
+                Ok((done.successful_rows, done.quarantined_rows))
+            }
+        }
+    }
+
+    /// Makes everything durable and compact before the command ends.
+    fn finish(self) -> Result<()> {
+        if let Target::Dir(ws) = self {
+            ws.flush()?;
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: &AppendArgs) -> Result<ExitCode> {
     let ext = args.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let ndjson = match ext.as_str() {
-        "ndjson" | "jsonl" | "json" => true,
-        "csv" => false,
-        "parquet" => return run_parquet(args),
+    let format = match ext.as_str() {
+        "ndjson" | "jsonl" | "json" => Format::Ndjson,
+        "csv" => Format::Csv,
+        "parquet" => Format::Parquet,
         other => bail!("unsupported file type '.{other}': use .csv, .ndjson or .parquet"),
     };
+    let target = Target::new(args)?;
+    if format == Format::Parquet {
+        return run_parquet(args, target);
+    }
     let size = std::fs::metadata(&args.file).with_context(|| format!("reading {}", args.file.display()))?.len();
     let reader = BufReader::new(File::open(&args.file)?);
-    let client = http_client()?;
-    let url = if ndjson {
-        format!("{}/v0/events?name={}&wait=true", args.host.trim_end_matches('/'), args.datasource)
-    } else {
-        format!("{}/v0/datasources?mode=append&format=csv&name={}", args.host.trim_end_matches('/'), args.datasource)
-    };
     let bar = ProgressBar::new(size);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}")
@@ -80,7 +155,7 @@ pub fn run(args: &AppendArgs) -> Result<ExitCode> {
             }
         }
         if !chunk.trim().is_empty() {
-            let (ok, bad) = send(&client, &url, &args.token, chunk.as_bytes(), ndjson, args.retries)?;
+            let (ok, bad) = target.load(&args.datasource, chunk.as_bytes(), format)?;
             totals.add(ok, bad, chunk.len(), &bar, &args.datasource);
             bar.set_position(totals.bytes.min(size));
             bar.set_message(format!("{} rows, {} quarantined", totals.rows, totals.quarantined));
@@ -89,12 +164,13 @@ pub fn run(args: &AppendArgs) -> Result<ExitCode> {
             break;
         }
     }
+    target.finish()?;
     Ok(totals.finish(&bar, started, &args.datasource))
 }
 
 /// Parquet: read in batches of about `chunk_bytes` (by the file's average row size), each sent as
 /// a Parquet file of its own to `/v0/datasources?mode=append&format=parquet`.
-fn run_parquet(args: &AppendArgs) -> Result<ExitCode> {
+fn run_parquet(args: &AppendArgs, target: Target) -> Result<ExitCode> {
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::properties::WriterProperties;
@@ -106,12 +182,6 @@ fn run_parquet(args: &AppendArgs) -> Result<ExitCode> {
     let row_bytes = (size / rows.max(1)).max(1);
     let batch_rows = usize::try_from((args.chunk_bytes as u64 / row_bytes).max(1)).unwrap_or(usize::MAX);
     let reader = builder.with_batch_size(batch_rows).build()?;
-    let client = http_client()?;
-    let url = format!(
-        "{}/v0/datasources?mode=append&format=parquet&name={}",
-        args.host.trim_end_matches('/'),
-        args.datasource
-    );
     let bar = ProgressBar::new(rows);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} ETA {eta} {msg}")
@@ -126,10 +196,11 @@ fn run_parquet(args: &AppendArgs) -> Result<ExitCode> {
         let mut writer = ArrowWriter::try_new(&mut body, batch.schema(), Some(props.clone()))?;
         writer.write(&batch)?;
         writer.close()?;
-        let (ok, bad) = send(&client, &url, &args.token, &body, false, args.retries)?;
+        let (ok, bad) = target.load(&args.datasource, &body, Format::Parquet)?;
         totals.add(ok, bad, body.len(), &bar, &args.datasource);
         bar.set_position(totals.rows + totals.quarantined);
     }
+    target.finish()?;
     Ok(totals.finish(&bar, started, &args.datasource))
 }
 

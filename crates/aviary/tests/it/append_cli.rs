@@ -1,5 +1,6 @@
-//! `aviary append`: a local NDJSON, CSV or Parquet file streamed into a running server in chunks, with
-//! the quarantined rows reported and a summary at the end.
+//! `aviary append`: a local NDJSON, CSV or Parquet file streamed into a running server (or a data
+//! directory no server has open) in chunks, with the quarantined rows reported and a summary at
+//! the end.
 
 use std::process::Command;
 
@@ -25,7 +26,8 @@ fn loads_ndjson_and_csv_files_with_a_summary() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let project = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web-analytics");
-    let (mut child, url) = start(&dir.join("data"), TOKEN, &["--project", project]);
+    let server = start(&dir.join("data"), TOKEN, &["--project", project]);
+    let url = server.url.clone();
     let mut ndjson = String::new();
     for i in 0..5000 {
         ndjson.push_str(&format!(
@@ -88,7 +90,31 @@ fn loads_ndjson_and_csv_files_with_a_summary() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Straight into the data directory: refused while the server has it open…
+    let direct = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_aviary"))
+            .args(["append", "events"])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--chunk-bytes", "65536"])
+            .output()
+            .unwrap()
+    };
+    let out = direct(&file);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another process"));
+    drop(server); // SIGKILL, and waited for
+    // …and done once it is stopped; the rows are there when it starts again.
+    let out = direct(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("5000 rows appended to events, 2 quarantined"), "{stdout}");
+    let out = direct(&pq);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = start(&dir.join("data"), TOKEN, &[]);
+    assert_eq!(count(&server.url, "SELECT count(*) AS c FROM events"), 10_006);
+    assert_eq!(count(&server.url, "SELECT count(*) AS c FROM events_quarantine"), 4);
+    drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }

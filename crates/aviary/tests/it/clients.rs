@@ -13,14 +13,14 @@ fn verdin_ingests_and_reads_back() {
     let dir = std::env::temp_dir().join(format!("aviary-verdin-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let project = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web-analytics");
-    let (mut child, url) = start(&dir, "p.verdin-admin", &["--project", project]);
+    let server = start(&dir, "p.verdin-admin", &["--project", project]);
+    let url = server.url.clone();
     let out = Command::new(python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/verdin_ingest.py"))
         .args([&url, "p.verdin-admin"])
         .output()
         .expect("python runs");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server); // SIGKILL, and waited for
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(out.status.success(), "verdin failed: {}", String::from_utf8_lossy(&out.stderr));
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
@@ -41,7 +41,8 @@ fn mockingbird_streams_events() {
         .expect("AVIARY_NODE_MODULES must name a node_modules with @tinybirdco/mockingbird (scripts/test sets it up)");
     let dir = std::env::temp_dir().join(format!("aviary-mockingbird-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (mut child, url) = start(&dir, "p.mockingbird-admin", &[]);
+    let server = start(&dir, "p.mockingbird-admin", &[]);
+    let url = server.url.clone();
     let out = Command::new("node")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mockingbird.mjs"))
         .args([&modules, &url, "p.mockingbird-admin", "2000"])
@@ -59,8 +60,7 @@ fn mockingbird_streams_events() {
         .unwrap()
         .json()
         .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server); // SIGKILL, and waited for
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(v["data"][0], serde_json::json!({"c": 2000, "orgs": 3}));
 }

@@ -48,7 +48,8 @@ fn acknowledged_rows_survive_kill_9() {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let total_rounds = rounds();
     for round in 0..total_rounds {
-        let (mut child, url) = start(&dir, TOKEN, &["--flush-interval-ms", "100"]);
+        let server = start(&dir, TOKEN, &["--flush-interval-ms", "100"]);
+        let url = server.url.clone();
         let kill_after = Duration::from_millis(rand::rng().random_range(30..400));
         runtime.block_on(async {
             let mut tasks = Vec::new();
@@ -74,14 +75,14 @@ fn acknowledged_rows_survive_kill_9() {
                 }));
             }
             tokio::time::sleep(kill_after).await;
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
+            drop(server); // SIGKILL, and waited for
             for t in tasks {
                 let _ = t.await;
             }
         });
         // Restart and check.
-        let (mut child, url) = start(&dir, TOKEN, &["--flush-interval-ms", "100"]);
+        let server = start(&dir, TOKEN, &["--flush-interval-ms", "100"]);
+        let url = server.url.clone();
         let rows = runtime.block_on(stored(&client, &url));
         let acked = acked.lock().unwrap().clone();
         let sent = sent.lock().unwrap().clone();
@@ -99,8 +100,7 @@ fn acknowledged_rows_survive_kill_9() {
             assert!(sent.contains(id), "round {round}: batch {id} was never sent");
             assert_eq!(seqs.len(), ROWS_PER_BATCH, "round {round}: batch {id} is partial or duplicated");
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(server); // SIGKILL, and waited for
         eprintln!("round {round}: {} batches acknowledged so far, {} stored", acked.len(), rows.len());
     }
     assert!(acked.lock().unwrap().len() > total_rounds, "the test acknowledged too few batches to mean anything");

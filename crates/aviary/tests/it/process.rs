@@ -4,9 +4,23 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// Starts `aviary serve` with `dir` and `token`; returns the process and its base URL once it
-/// listens.
-pub fn start(dir: &Path, token: &str, extra: &[&str]) -> (Child, String) {
+/// A running `aviary serve`, killed with SIGKILL when dropped (so a failing test never leaves
+/// a server behind).
+pub struct Served {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `aviary serve` with `dir` and `token`; returns it once it listens.
+pub fn start(dir: &Path, token: &str, extra: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aviary"))
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", token])
         .args(extra)
@@ -25,5 +39,5 @@ pub fn start(dir: &Path, token: &str, extra: &[&str]) -> (Child, String) {
             break rest.trim().to_string();
         }
     };
-    (child, url)
+    Served { child, url }
 }

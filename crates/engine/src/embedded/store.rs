@@ -134,6 +134,9 @@ pub struct Store {
     /// Held by flushes, merges and renames: a rename never moves a table's files while parts
     /// are being written into them.
     upkeep: Mutex<()>,
+    /// `<data-dir>/LOCK`, locked exclusively for as long as the store is open (the operating
+    /// system releases it when the process dies, even by `kill -9`).
+    _lock: File,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -354,6 +357,18 @@ impl Store {
     /// Opens (creating) a data directory and replays the WAL into the buffers.
     pub fn open(dir: &Path, wal_options: WalOptions) -> Result<Store> {
         std::fs::create_dir_all(dir.join("tables")).map_err(|e| Error::io(dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Busy(dir.to_path_buf())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
         let manifest_path = dir.join("manifest.json");
         let manifest: Manifest = match std::fs::read(&manifest_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Damaged(format!("manifest.json: {e}")))?,
@@ -379,7 +394,13 @@ impl Store {
         if let Some(e) = replay_error {
             return Err(e);
         }
-        Ok(Store { dir: dir.to_path_buf(), wal, state: Arc::new(Mutex::new(state)), upkeep: Mutex::new(()) })
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            wal,
+            state: Arc::new(Mutex::new(state)),
+            upkeep: Mutex::new(()),
+            _lock: lock_file,
+        })
     }
 
     /// Creates a table; creating one that exists with the same definition does nothing.

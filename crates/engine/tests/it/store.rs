@@ -333,3 +333,14 @@ fn renamed_tables_keep_their_rows_across_replays() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_data_directory_is_opened_by_one_process_at_a_time() {
+    let dir = temp("lock");
+    let store = Store::open(&dir, WalOptions::default()).unwrap();
+    let Err(err) = Store::open(&dir, WalOptions::default()) else { panic!("opened twice") };
+    assert!(err.to_string().contains("is in use by another process"), "{err}");
+    drop(store);
+    Store::open(&dir, WalOptions::default()).expect("free again once closed");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
