@@ -598,8 +598,12 @@ impl Workspace {
 
     /// Runs a read query over the workspace's tables.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
-        let config = SessionConfig::new().with_information_schema(false).with_target_partitions(2);
+        let translated = crate::dialect::translate(sql).map_err(|e| Error::Query(e.to_string()))?;
+        let mut config = SessionConfig::new().with_information_schema(false).with_target_partitions(2);
+        // ClickHouse identifiers are case-sensitive.
+        config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config(config);
+        crate::dialect::udf::register(&ctx);
         let mut rows_read = 0u64;
         let mut bytes_read = 0u64;
         for table in datafiles::table_references(sql) {
@@ -610,10 +614,12 @@ impl Workspace {
             let provider = MemTable::try_new(schema, vec![batches]).map_err(|e| Error::Query(e.to_string()))?;
             ctx.register_table(table.as_str(), Arc::new(provider)).map_err(|e| Error::Query(e.to_string()))?;
         }
-        let df = ctx.sql(sql).await.map_err(|e| Error::Query(e.to_string()))?;
+        let statement = datafusion::sql::parser::Statement::Statement(Box::new(translated.statement));
+        let plan = ctx.state().statement_to_plan(statement).await.map_err(|e| Error::Query(e.to_string()))?;
+        let df = ctx.execute_logical_plan(plan).await.map_err(|e| Error::Query(e.to_string()))?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(|e| Error::Query(e.to_string()))?;
-        Ok(QueryOutput { schema, batches, rows_read, bytes_read })
+        Ok(QueryOutput { schema, batches, rows_read, bytes_read, ignored_settings: translated.ignored_settings })
     }
 
     /// Writes buffered rows to Parquet.
@@ -638,6 +644,8 @@ pub struct QueryOutput {
     pub rows_read: u64,
     /// Bytes scanned.
     pub bytes_read: u64,
+    /// `SETTINGS` of the query that were ignored.
+    pub ignored_settings: Vec<String>,
 }
 
 /// Runs a future to completion on this (blocking) thread.

@@ -1,4 +1,5 @@
 //! Integration tests of the engine crate.
 
+mod sql_files;
 mod store;
 mod workspace;

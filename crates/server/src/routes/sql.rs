@@ -187,6 +187,16 @@ async fn run(
     if let Ok(v) = HeaderValue::from_str(&db.to_string()) {
         r.headers_mut().insert("x-db-statistics", v);
     }
+    if !out.ignored_settings.is_empty() {
+        let warnings: Vec<String> = out
+            .ignored_settings
+            .iter()
+            .map(|s| format!("The setting '{s}' is not supported and was ignored"))
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&serde_json::json!(warnings).to_string()) {
+            r.headers_mut().insert("x-tb-warning", v);
+        }
+    }
     Ok(r)
 }
 

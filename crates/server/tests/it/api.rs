@@ -727,3 +727,24 @@ async fn rename_moves_rows_quarantine_and_definition() {
     assert_eq!(status, 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn sql_speaks_clickhouse_and_warns_about_ignored_settings() {
+    let s = Server::start("sql-clickhouse").await;
+    s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    let q = "SELECT toStartOfMinute(timestamp) AS t, count() AS c, uniq(user) AS u, countIf(event = 'signup') AS signups \
+             FROM events GROUP BY t ORDER BY t SETTINGS max_threads = 1, join_use_nulls = 1 FORMAT JSON";
+    let r = s.client.get(s.url("/v0/sql")).query(&[("q", q)]).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let warning = r.headers()["x-tb-warning"].to_str().unwrap().to_string();
+    assert_eq!(warning, r#"["The setting 'join_use_nulls = 1' is not supported and was ignored"]"#);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"], json!([{"t": "2026-11-01 10:00:00", "c": 5, "u": 3, "signups": 1}]));
+    let (status, v) = s.sql("SELECT count() FROM events FORMAT JSON").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["meta"][0]["name"], "count()", "ClickHouse's column name");
+    let (status, v) = s.sql("SELECT nonsenseFn(org) FROM events FORMAT JSON").await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().contains("Function nonsenseFn is not supported"), "{v}");
+    s.stop().await;
+}

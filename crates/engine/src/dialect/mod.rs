@@ -1,0 +1,83 @@
+//! ClickHouse SQL on DataFusion. Pipes and the SQL API speak ClickHouse; the embedded engine
+//! plans with DataFusion. This module owns the parsed statement in between: it parses with the
+//! ClickHouse dialect, then rewrites or refuses every construct before DataFusion sees it —
+//! functions by name through one table ([`functions`]), `LIMIT n BY`, `WITH <expr> AS name`,
+//! `FINAL`, `PREWHERE`, `SETTINGS` and `FORMAT` — so nothing passes through unexamined.
+
+mod functions;
+mod query;
+pub mod udf;
+
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::ClickHouseDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+pub use functions::supported_functions;
+
+/// A statement ready for DataFusion, and what the SQL asked of the caller.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    /// The rewritten statement.
+    pub statement: Statement,
+    /// A trailing `FORMAT name`, for the caller to encode the result with.
+    pub format: Option<String>,
+    /// `SETTINGS` that were ignored (for a warning header), as written.
+    pub ignored_settings: Vec<String>,
+}
+
+/// Why a statement cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialectError {
+    /// The text does not parse.
+    #[error("Syntax error: {0}")]
+    Syntax(String),
+    /// A statement other than a query.
+    #[error("Only SELECT queries are allowed: {0}")]
+    NotAQuery(String),
+    /// A function or construct the embedded engine does not run.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Parses ClickHouse SQL (one statement) and translates it.
+pub fn translate(sql: &str) -> Result<Translated, DialectError> {
+    let mut statements =
+        Parser::parse_sql(&ClickHouseDialect {}, sql).map_err(|e| DialectError::Syntax(e.to_string()))?;
+    if statements.len() != 1 {
+        return Err(DialectError::Syntax(format!("expected one statement, found {}", statements.len())));
+    }
+    let statement = statements.remove(0);
+    let Statement::Query(mut q) = statement else {
+        let kind = statement.to_string().split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+        return Err(DialectError::NotAQuery(kind));
+    };
+    let (format, ignored_settings) = query::rewrite(&mut q)?;
+    Ok(Translated { statement: Statement::Query(q), format, ignored_settings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(sql: &str) -> String {
+        translate(sql).unwrap().statement.to_string()
+    }
+
+    #[test]
+    fn functions_and_clauses_are_rewritten() {
+        assert_eq!(t("SELECT count() FROM e"), "SELECT count(*) AS \"count()\" FROM e");
+        assert_eq!(
+            t("SELECT toStartOfHour(ts) AS h, countIf(x > 1) c FROM e GROUP BY h"),
+            "SELECT ch_to_datetime(date_trunc('hour', ts)) AS h, count(*) FILTER (WHERE (x > 1)) AS c FROM e GROUP BY h"
+        );
+        let r =
+            translate("SELECT a FROM e FINAL PREWHERE b = 1 WHERE c = 2 SETTINGS max_threads = 2, x = 1 FORMAT JSON")
+                .unwrap();
+        assert_eq!(r.statement.to_string(), "SELECT a FROM e WHERE (b = 1) AND (c = 2)");
+        assert_eq!(r.format.as_deref(), Some("JSON"));
+        assert_eq!(r.ignored_settings, ["x = 1"]);
+        assert!(matches!(translate("DROP TABLE e"), Err(DialectError::NotAQuery(_))));
+        let err = translate("SELECT someUnknownThing(a) FROM e").unwrap_err().to_string();
+        assert!(err.contains("someUnknownThing"), "{err}");
+    }
+}
