@@ -101,6 +101,22 @@ pub struct Pipe {
 }
 
 impl Pipe {
+    /// Parses one `.pipe` text on its own: its syntax, nodes and templates, but not what its
+    /// nodes read (a [`crate::Project`] checks references across files). Errors are joined,
+    /// one per line, with their line numbers.
+    pub fn parse_text(name: &str, text: &str) -> Result<Pipe, String> {
+        let instructions = crate::syntax::parse(text).map_err(|p| format!("line {}: {}", p.line, p.message))?;
+        let (pipe, errors, _) = parse(name, &instructions);
+        if !errors.is_empty() {
+            return Err(errors
+                .iter()
+                .map(|p| format!("line {}: {}", p.line, p.message))
+                .collect::<Vec<_>>()
+                .join("\n"));
+        }
+        pipe.ok_or_else(|| format!("pipe '{name}' has no nodes"))
+    }
+
     /// The node served by `/v0/pipes/<name>.<format>`, if any.
     pub fn endpoint(&self) -> Option<&Node> {
         self.nodes.iter().find(|n| n.kind == NodeKind::Endpoint)

@@ -31,6 +31,9 @@ pub enum Error {
     /// A query failed (parse, plan or execution).
     #[error("{0}")]
     Query(String),
+    /// A pipe request failed (missing pipe or endpoint, template error).
+    #[error(transparent)]
+    Pipe(#[from] crate::pipes::PipeError),
     /// Another process has the data directory open.
     #[error("the data directory {0} is in use by another process (an aviary server?)")]
     Busy(PathBuf),

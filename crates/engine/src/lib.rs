@@ -9,6 +9,7 @@ pub mod dialect;
 pub mod embedded;
 mod error;
 pub mod ingest;
+pub mod pipes;
 pub mod wal;
 pub mod workspace;
 

@@ -70,6 +70,7 @@ pub struct Workspace {
     dir: PathBuf,
     store: Arc<Store>,
     catalog: RwLock<BTreeMap<String, Arc<Entry>>>,
+    pipes: crate::pipes::Pipes,
     /// Per data source: loads take it shared, a delete by condition exclusively (so no row
     /// arrives between reading what to keep and replacing the rows).
     writers: std::sync::Mutex<BTreeMap<String, Arc<RwLock<()>>>>,
@@ -215,6 +216,7 @@ impl Workspace {
             dir: dir.to_path_buf(),
             store,
             catalog: RwLock::new(catalog),
+            pipes: crate::pipes::Pipes::open(dir)?,
             writers: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
@@ -231,6 +233,11 @@ impl Workspace {
     /// Creates a data source from its `.datasource` text; deploying the same definition again
     /// changes nothing, a different one is refused.
     pub fn deploy_datasource(&self, name: &str, text: &str) -> Result<Deployed> {
+        if self.pipes.get(name).is_some() {
+            return Err(Error::Invalid(format!(
+                "A Pipe with the \"{name}\" name exists, Pipe and Data Source names are unique"
+            )));
+        }
         let ds = parse_datasource(name, text)?;
         let new = entry(ds, text.to_string())?;
         if self.entry(name).is_ok() {
@@ -353,6 +360,65 @@ impl Workspace {
         catalog.remove(from);
         catalog.insert(to.to_string(), Arc::new(renamed));
         Ok(())
+    }
+
+    /// Deploys a pipe from its `.pipe` text: its nodes must parse and read only earlier nodes,
+    /// data sources and other pipes (without cycles); `materialized`, `copy` and `sink` nodes
+    /// are refused. Pipes and data sources share one namespace.
+    pub fn deploy_pipe(&self, name: &str, text: &str) -> Result<Deployed> {
+        if self.entry(name).is_ok() {
+            return Err(Error::Invalid(format!(
+                "A Data Source with the \"{name}\" name exists, Pipe and Data Source names are unique"
+            )));
+        }
+        let existing = self.pipes.get(name);
+        if existing.as_ref().is_some_and(|p| p.text == text) {
+            return Ok(Deployed::Unchanged);
+        }
+        let mut files = vec![SourceFile { path: PathBuf::from(format!("{name}.pipe")), text: text.to_string() }];
+        for (ds, e) in self.catalog.read().map_err(|_| Error::Damaged("catalog lock".into()))?.iter() {
+            files.push(SourceFile { path: PathBuf::from(format!("{ds}.datasource")), text: e.text.clone() });
+        }
+        for p in self.pipes.all() {
+            if p.pipe.name != name {
+                files.push(SourceFile { path: PathBuf::from(format!("{}.pipe", p.pipe.name)), text: p.text.clone() });
+            }
+        }
+        let project = Project::from_files(files).map_err(|e| match e {
+            datafiles::Error::Invalid(d) => Error::Invalid(
+                d.iter()
+                    .filter(|d| d.severity == datafiles::Severity::Error)
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            other => Error::Invalid(other.to_string()),
+        })?;
+        let pipe = project.pipe(name).cloned().ok_or_else(|| Error::Invalid(format!("no pipe '{name}'")))?;
+        self.pipes.put(pipe, text)?;
+        Ok(if existing.is_some() { Deployed::Altered } else { Deployed::Created })
+    }
+
+    /// Removes a pipe; `false` when there was none.
+    pub fn drop_pipe(&self, name: &str) -> Result<bool> {
+        self.pipes.remove(name)
+    }
+
+    /// The workspace's pipes.
+    pub fn pipes(&self) -> &crate::pipes::Pipes {
+        &self.pipes
+    }
+
+    /// Runs pipe `name`'s endpoint with `params`; with `q`, runs `q` over its result (the
+    /// result is the table `_`, also reachable by the pipe's name).
+    pub async fn query_pipe(&self, name: &str, params: &template::Params, q: Option<&str>) -> Result<PipeOutput> {
+        let rendered = self.pipes.render_endpoint(name, params)?;
+        let sql = match q {
+            Some(q) => format!("WITH `_` AS ({0}), `{name}` AS (SELECT * FROM `_`) {q}", rendered.sql),
+            None => rendered.sql,
+        };
+        let output = self.sql(&sql).await?;
+        Ok(PipeOutput { output, warnings: rendered.warnings, sql })
     }
 
     /// Removes a data source, its quarantine and its data.
@@ -631,6 +697,17 @@ impl Workspace {
     pub fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// A pipe request's result.
+#[derive(Debug, Clone)]
+pub struct PipeOutput {
+    /// The rows.
+    pub output: QueryOutput,
+    /// Reserved parameter names the templates used.
+    pub warnings: Vec<String>,
+    /// The SQL that ran (before translation).
+    pub sql: String,
 }
 
 /// A query's result.

@@ -9,8 +9,8 @@ use std::ops::ControlFlow;
 use std::sync::OnceLock;
 
 use datafusion::sql::sqlparser::ast::{
-    DateTimeField, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Interval, ObjectName,
-    ObjectNamePart, Value, ValueWithSpan, VisitMut, VisitorMut,
+    BinaryOperator, DateTimeField, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Interval,
+    ObjectName, ObjectNamePart, UnaryOperator, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -364,16 +364,43 @@ pub fn rewrite(expr: &mut Expr) -> Result<(), DialectError> {
             }
             Ok(())
         }
-        // `INTERVAL 7 DAY`: DataFusion wants the quantity as text.
-        Expr::Interval(Interval { value, .. }) => {
-            if let Expr::Value(ValueWithSpan { value: v @ Value::Number(..), .. }) = value.as_mut() {
-                let Value::Number(n, _) = v else { return Ok(()) };
-                *v = Value::SingleQuotedString(n.clone());
+        // `INTERVAL 7 DAY`: DataFusion wants the quantity as text; `INTERVAL toInt32('5') MINUTE`
+        // (what templates render) becomes a product.
+        Expr::Interval(Interval { value, leading_field, .. }) => {
+            match value.as_mut() {
+                Expr::Value(ValueWithSpan { value: v @ Value::Number(..), .. }) => {
+                    let Value::Number(n, _) = v else { return Ok(()) };
+                    *v = Value::SingleQuotedString(n.clone());
+                }
+                Expr::Value(ValueWithSpan { value: Value::SingleQuotedString(_), .. }) => {}
+                other => {
+                    let field = leading_field.as_ref().map(ToString::to_string).unwrap_or_default();
+                    let (u, _) = unit(&field).ok_or_else(|| unsupported(format!("INTERVAL … {field}")))?;
+                    *expr = parse(&interval(other, u))?;
+                }
             }
             Ok(())
         }
         Expr::Lambda(_) => Err(unsupported("Lambda functions (arrayMap, arrayFilter, …)")),
+        // ClickHouse reads numbers as booleans: `WHERE 1 AND …`.
+        Expr::BinaryOp { left, op: BinaryOperator::And | BinaryOperator::Or, right } => {
+            truthy(left);
+            truthy(right);
+            Ok(())
+        }
+        Expr::UnaryOp { op: UnaryOperator::Not, expr: inner } => {
+            truthy(inner);
+            Ok(())
+        }
         _ => Ok(()),
+    }
+}
+
+/// A number literal used as a condition becomes `true` or `false`.
+pub fn truthy(e: &mut Expr) {
+    if let Expr::Value(ValueWithSpan { value: Value::Number(n, _), .. }) = e {
+        let on = n.parse::<f64>().is_ok_and(|v| v != 0.0);
+        *e = Expr::Value(Value::Boolean(on).into());
     }
 }
 
@@ -495,7 +522,8 @@ fn literal(e: &Expr) -> Option<String> {
 fn interval(n: &Expr, unit: &str) -> String {
     match n {
         Expr::Value(ValueWithSpan { value: Value::Number(v, _), .. }) => format!("INTERVAL '{v} {unit}'"),
-        other => format!("(({other}) * INTERVAL '1 {unit}')"),
+        // DataFusion multiplies no interval by a number; it reads one from text.
+        other => format!("CAST(concat(CAST(({other}) AS VARCHAR), ' {unit}') AS INTERVAL)"),
     }
 }
 

@@ -41,8 +41,9 @@ pub enum DialectError {
 
 /// Parses ClickHouse SQL (one statement) and translates it.
 pub fn translate(sql: &str) -> Result<Translated, DialectError> {
+    let sql = brackets_after_in(sql)?;
     let mut statements =
-        Parser::parse_sql(&ClickHouseDialect {}, sql).map_err(|e| DialectError::Syntax(e.to_string()))?;
+        Parser::parse_sql(&ClickHouseDialect {}, &sql).map_err(|e| DialectError::Syntax(e.to_string()))?;
     if statements.len() != 1 {
         return Err(DialectError::Syntax(format!("expected one statement, found {}", statements.len())));
     }
@@ -53,6 +54,49 @@ pub fn translate(sql: &str) -> Result<Translated, DialectError> {
     };
     let (format, ignored_settings) = query::rewrite(&mut q)?;
     Ok(Translated { statement: Statement::Query(q), format, ignored_settings })
+}
+
+/// `x IN ['a', 'b']` (what `{{Array(p)}}` renders after `IN`) read as `x IN ('a', 'b')`: the
+/// tokens are rewritten, nothing else of the text changes.
+fn brackets_after_in(sql: &str) -> Result<String, DialectError> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.contains('[') {
+        return Ok(sql.to_string());
+    }
+    let mut tokens =
+        Tokenizer::new(&ClickHouseDialect {}, sql).tokenize().map_err(|e| DialectError::Syntax(e.to_string()))?;
+    let significant = |t: &Token| !matches!(t, Token::Whitespace(_));
+    let mut changed = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        if matches!(&tokens[i], Token::Word(w) if w.keyword == Keyword::IN) {
+            let next = (i + 1..tokens.len()).find(|j| significant(&tokens[*j]));
+            if let Some(open) = next.filter(|j| tokens[*j] == Token::LBracket) {
+                let mut depth = 0;
+                for j in open..tokens.len() {
+                    match tokens[j] {
+                        Token::LBracket => depth += 1,
+                        Token::RBracket => {
+                            depth -= 1;
+                            if depth == 0 {
+                                tokens[open] = Token::LParen;
+                                tokens[j] = Token::RParen;
+                                changed = true;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    if !changed {
+        return Ok(sql.to_string());
+    }
+    Ok(tokens.iter().map(ToString::to_string).collect())
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ fn clauses(select: &mut Select) -> Result<(), DialectError> {
     for t in &mut select.from {
         drop_final(t);
     }
+    for condition in [&mut select.selection, &mut select.having].into_iter().flatten() {
+        functions::truthy(condition);
+    }
     if let Some(pre) = select.prewhere.take() {
         select.selection = Some(match select.selection.take() {
             Some(w) => Expr::BinaryOp {
