@@ -93,27 +93,32 @@ async fn deploy_project(app: &server::Application, dir: &Path) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     let ws = app.workspace();
-    for ds in &project.datasources {
-        let path = find_datafile(dir, &ds.name).with_context(|| format!("finding {}.datasource", ds.name))?;
+    // Data sources first, then pipes in dependency order (a pipe after the pipes it reads).
+    let resources = project.datasources.iter().map(|d| (d.name.clone(), "datasource"));
+    for (name, kind) in resources.chain(project.pipes.iter().map(|p| (p.name.clone(), "pipe"))) {
+        let file = format!("{name}.{kind}");
+        let path = find_datafile(dir, &file).with_context(|| format!("finding {file}"))?;
         let text = std::fs::read_to_string(&path)?;
-        let ws = ws.clone();
-        let name = ds.name.clone();
-        let deployed = tokio::task::spawn_blocking(move || ws.deploy_datasource(&name, &text))
-            .await?
-            .with_context(|| format!("deploying data source '{}'", ds.name))?;
-        tracing::info!(datasource = %ds.name, outcome = ?deployed, "deployed");
+        let (ws, n) = (ws.clone(), name.clone());
+        let deployed = tokio::task::spawn_blocking(move || match kind {
+            "pipe" => ws.deploy_pipe(&n, &text),
+            _ => ws.deploy_datasource(&n, &text),
+        })
+        .await?
+        .with_context(|| format!("deploying {kind} '{name}'"))?;
+        tracing::info!(resource = %name, kind, outcome = ?deployed, "deployed");
     }
     Ok(())
 }
 
-fn find_datafile(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+fn find_datafile(dir: &Path, file: &str) -> Option<std::path::PathBuf> {
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let p = e.path();
         if p.is_dir() {
-            if let Some(found) = find_datafile(&p, name) {
+            if let Some(found) = find_datafile(&p, file) {
                 return Some(found);
             }
-        } else if p.file_name().and_then(|f| f.to_str()) == Some(&format!("{name}.datasource")) {
+        } else if p.file_name().and_then(|f| f.to_str()) == Some(file) {
             return Some(p);
         }
     }

@@ -587,7 +587,7 @@ impl Workspace {
         let count = matching
             .batches
             .first()
-            .and_then(|b| b.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().map(|a| a.value(0)))
+            .and_then(|b| b.column(0).as_any().downcast_ref::<arrow_array::UInt64Array>().map(|a| a.value(0)))
             .unwrap_or(0) as u64;
         if dry_run || count == 0 {
             return Ok(count);

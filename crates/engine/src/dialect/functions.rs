@@ -20,18 +20,18 @@ use super::DialectError;
 /// Rewrites by template: ClickHouse name, argument count (`None`: any), DataFusion SQL.
 const TEMPLATES: &[(&str, Option<usize>, &str)] = &[
     // Aggregates.
-    ("count", Some(0), "count(*)"),
-    ("countIf", Some(1), "count(*) FILTER (WHERE $1)"),
+    ("count", Some(0), "CAST(count(*) AS BIGINT UNSIGNED)"),
+    ("countIf", Some(1), "CAST(count(*) FILTER (WHERE $1) AS BIGINT UNSIGNED)"),
     ("sumIf", Some(2), "coalesce(sum($1) FILTER (WHERE $2), 0)"),
     ("avgIf", Some(2), "avg($1) FILTER (WHERE $2)"),
     ("minIf", Some(2), "min($1) FILTER (WHERE $2)"),
     ("maxIf", Some(2), "max($1) FILTER (WHERE $2)"),
-    ("uniq", Some(1), "count(DISTINCT $1)"),
-    ("uniqExact", Some(1), "count(DISTINCT $1)"),
-    ("uniqCombined", Some(1), "count(DISTINCT $1)"),
-    ("uniqHLL12", Some(1), "count(DISTINCT $1)"),
-    ("uniqIf", Some(2), "count(DISTINCT $1) FILTER (WHERE $2)"),
-    ("uniqExactIf", Some(2), "count(DISTINCT $1) FILTER (WHERE $2)"),
+    ("uniq", Some(1), "CAST(count(DISTINCT $1) AS BIGINT UNSIGNED)"),
+    ("uniqExact", Some(1), "CAST(count(DISTINCT $1) AS BIGINT UNSIGNED)"),
+    ("uniqCombined", Some(1), "CAST(count(DISTINCT $1) AS BIGINT UNSIGNED)"),
+    ("uniqHLL12", Some(1), "CAST(count(DISTINCT $1) AS BIGINT UNSIGNED)"),
+    ("uniqIf", Some(2), "CAST(count(DISTINCT $1) FILTER (WHERE $2) AS BIGINT UNSIGNED)"),
+    ("uniqExactIf", Some(2), "CAST(count(DISTINCT $1) FILTER (WHERE $2) AS BIGINT UNSIGNED)"),
     ("any", Some(1), "first_value($1) FILTER (WHERE $1 IS NOT NULL)"),
     ("anyLast", Some(1), "last_value($1) FILTER (WHERE $1 IS NOT NULL)"),
     ("argMax", Some(2), "first_value($1 ORDER BY $2 DESC) FILTER (WHERE $2 IS NOT NULL)"),
@@ -441,7 +441,17 @@ fn function(f: &mut Function) -> Result<Option<Expr>, DialectError> {
     let lower = name.to_ascii_lowercase();
     if PASS_THROUGH.contains(&lower.as_str()) || (lower == "sum" && windowed) {
         if lower != name {
-            f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(lower))]);
+            f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(lower.clone()))]);
+        }
+        if lower == "count" {
+            // ClickHouse counts are UInt64.
+            return Ok(Some(Expr::Cast {
+                kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                expr: Box::new(Expr::Function(f.clone())),
+                data_type: datafusion::sql::sqlparser::ast::DataType::BigIntUnsigned(None),
+                array: false,
+                format: None,
+            }));
         }
         return Ok(None);
     }

@@ -109,10 +109,10 @@ mod tests {
 
     #[test]
     fn functions_and_clauses_are_rewritten() {
-        assert_eq!(t("SELECT count() FROM e"), "SELECT count(*) AS \"count()\" FROM e");
+        assert_eq!(t("SELECT count() FROM e"), "SELECT CAST(count(*) AS BIGINT UNSIGNED) AS \"count()\" FROM e");
         assert_eq!(
             t("SELECT toStartOfHour(ts) AS h, countIf(x > 1) c FROM e GROUP BY h"),
-            "SELECT ch_to_datetime(date_trunc('hour', ts)) AS h, count(*) FILTER (WHERE (x > 1)) AS c FROM e GROUP BY h"
+            "SELECT ch_to_datetime(date_trunc('hour', ts)) AS h, CAST(count(*) FILTER (WHERE (x > 1)) AS BIGINT UNSIGNED) AS c FROM e GROUP BY h"
         );
         let r =
             translate("SELECT a FROM e FINAL PREWHERE b = 1 WHERE c = 2 SETTINGS max_threads = 2, x = 1 FORMAT JSON")

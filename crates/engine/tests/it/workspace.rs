@@ -2,16 +2,16 @@
 //! them (and the quarantine) back with SQL, across a flush and a reopen.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
+use arrow_array::types::UInt64Type;
 use engine::workspace::{Deployed, Ingested, Workspace, WorkspaceOptions};
 
 fn example(path: &str) -> String {
     std::fs::read_to_string(format!("{}/../../examples/web-analytics/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-async fn count(ws: &Workspace, sql: &str) -> i64 {
+async fn count(ws: &Workspace, sql: &str) -> u64 {
     let out = ws.sql(sql).await.unwrap();
-    out.batches[0].column(0).as_primitive::<Int64Type>().value(0)
+    out.batches[0].column(0).as_primitive::<UInt64Type>().value(0)
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 mod datasources;
 mod events;
 mod health;
+mod pipes;
 mod sql;
 
 use std::collections::HashMap;
@@ -31,6 +32,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v0/jobs/{id}", get(datasources::job))
         .route("/v1/datasources/{name}/{action}", post(datasources::load_raw))
         .route("/v0/datasources/{name}/truncate", post(datasources::truncate))
+        .route("/v0/pipes", get(pipes::list).post(pipes::create))
+        .route("/v1/pipes", get(pipes::list))
+        .route("/v0/pipes/{file}", get(pipes::get).post(pipes::post).delete(pipes::delete))
+        .route("/v1/pipes/{file}", get(pipes::get))
         .layer(middleware::from_fn(cors_and_request_id))
         .with_state(state)
 }

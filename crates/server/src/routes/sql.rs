@@ -200,7 +200,7 @@ async fn run(
     Ok(r)
 }
 
-fn template_error(state: &AppState, e: &template::Error) -> ApiError {
+pub(crate) fn template_error(state: &AppState, e: &template::Error) -> ApiError {
     let body = e.body(&state.config.docs_base_url);
     let documentation = body.get("documentation").and_then(|d| d.as_str()).map(str::to_string);
     let message = body.get("error").and_then(|d| d.as_str()).map_or_else(|| body.to_string(), str::to_string);

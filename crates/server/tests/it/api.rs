@@ -748,3 +748,155 @@ async fn sql_speaks_clickhouse_and_warns_about_ignored_settings() {
     assert!(v["error"].as_str().unwrap().contains("Function nonsenseFn is not supported"), "{v}");
     s.stop().await;
 }
+
+async fn with_pipes(name: &str) -> Server {
+    let s = Server::start(name).await;
+    s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    for p in ["top_pages", "kpis", "user_activity"] {
+        let r = s.client.post(s.url("/v0/pipes")).bearer_auth(TOKEN).json(&pipe_body(p)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    s
+}
+
+/// The classic-push JSON of an example pipe.
+fn pipe_body(name: &str) -> Value {
+    let text = example(&format!("pipes/{name}.pipe"));
+    let mut nodes = Vec::new();
+    let mut current: Option<(String, String, Option<String>)> = None;
+    let mut in_sql = false;
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("NODE ") {
+            if let Some(node) = current.take() {
+                nodes.push(node);
+            }
+            current = Some((n.trim().to_string(), String::new(), None));
+            in_sql = false;
+        } else if line.starts_with("SQL >") {
+            in_sql = true;
+        } else if let Some(t) = line.strip_prefix("TYPE ") {
+            in_sql = false;
+            if let Some(c) = current.as_mut() {
+                c.2 = Some(t.trim().to_string());
+            }
+        } else if in_sql && let Some(c) = current.as_mut() {
+            c.1.push_str(line.strip_prefix("    ").unwrap_or(line));
+            c.1.push('\n');
+        }
+    }
+    nodes.extend(current);
+    json!({"name": name, "nodes": nodes.into_iter().map(|(n, sql, t)| json!({"name": n, "sql": sql.trim(), "type": t})).collect::<Vec<_>>()})
+}
+
+#[tokio::test]
+async fn pipe_endpoints_in_every_format_with_their_errors() {
+    let s = with_pipes("endpoints").await;
+    let get = |path: &str| s.client.get(s.url(path)).bearer_auth(TOKEN).send();
+    let r = get("/v0/pipes/top_pages.json?org=acme&limit=2").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["meta"],
+        json!([{"name": "path", "type": "String"}, {"name": "views", "type": "UInt64"}, {"name": "visitors", "type": "UInt64"}])
+    );
+    assert_eq!(
+        v["data"],
+        json!([{"path": "/", "views": 1, "visitors": 1}, {"path": "/docs", "views": 1, "visitors": 1}])
+    );
+    assert_eq!(v["rows"], 2);
+    assert!(v["rows_before_limit_at_least"].is_number());
+    assert!(v["statistics"]["rows_read"].is_number());
+    let r = get("/v0/pipes/top_pages.csv?org=globex").await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(r.text().await.unwrap(), "\"path\",\"views\",\"visitors\"\n\"/\",1,1\n");
+    let r = get("/v0/pipes/top_pages.ndjson?limit=1").await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "{\"path\":\"/\",\"views\":2,\"visitors\":2}\n");
+    let r = get("/v0/pipes/kpis.parquet?org=acme").await.unwrap();
+    assert_eq!(&r.bytes().await.unwrap()[..4], b"PAR1");
+    // POST: form and JSON bodies, JSON wins over the query string.
+    let r = s
+        .client
+        .post(s.url("/v0/pipes/top_pages.json?org=globex"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"org": "acme", "limit": 1}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"], json!([{"path": "/", "views": 1, "visitors": 1}]));
+    let r =
+        s.client.post(s.url("/v0/pipes/kpis.json")).bearer_auth(TOKEN).form(&[("org", "globex")]).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"][0]["events"], 2);
+    // q over the endpoint's result.
+    let r = get("/v0/pipes/top_pages.json?q=SELECT%20count()%20AS%20c%20FROM%20_").await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"], json!([{"c": 3}]));
+    for (path, status, message) in [
+        (
+            "/v0/pipes/top_pages.xml",
+            400,
+            "Format 'xml' not supported, it must be one of csv, json, ndjson, parquet, prometheus",
+        ),
+        ("/v0/pipes/nope.json", 404, "The pipe 'nope' does not exist"),
+        ("/v0/pipes/user_activity.json", 400, "user is required"),
+        ("/v0/pipes/top_pages.json?q=%25SELECT%201", 400, "'q' parameter doesn't support templates"),
+        (
+            "/v0/pipes/top_pages.json?q=SELECT%20*%20FROM%20_%20FORMAT%20CSV",
+            400,
+            "Use the URL extension to choose the output format",
+        ),
+        (
+            "/v0/pipes/top_pages.json?output_format_json_quote_64bit_integers=2",
+            400,
+            "Invalid value '2' for 'output_format_json_quote_64bit_integers', it must be 0 or 1",
+        ),
+        ("/v0/pipes/top_pages.json?limit=abc", 400, ""),
+    ] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["error"].as_str().unwrap().contains(message), "{path}: {v}");
+    }
+    let r = s.client.get(s.url("/v0/pipes/top_pages.json")).send().await.unwrap();
+    assert_eq!(r.status(), 403, "no token");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn pipes_are_listed_described_and_dropped() {
+    let s = with_pipes("pipes-api").await;
+    let get = |path: &str| s.client.get(s.url(path)).bearer_auth(TOKEN).send();
+    let v: Value = get("/v0/pipes").await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = v["pipes"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["kpis", "top_pages", "user_activity"]);
+    let v: Value = get("/v0/pipes/top_pages").await.unwrap().json().await.unwrap();
+    assert_eq!(v["type"], "endpoint");
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(v["nodes"][1]["dependencies"], json!(["scoped"]));
+    let params: Vec<&str> = v["params"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(params, ["org", "user", "date_from", "date_to", "limit"]);
+    let text = get("/v0/pipes/top_pages.pipe").await.unwrap().text().await.unwrap();
+    assert!(text.contains("NODE scoped"), "{text}");
+    // A one-node pipe from query parameters; names are shared with data sources.
+    let r = s
+        .client
+        .post(s.url("/v0/pipes?name=n_events&sql=SELECT%20count()%20AS%20c%20FROM%20events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = s.client.post(s.url("/v0/pipes?name=events&sql=SELECT%201")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = s.client.post(s.url("/v0/pipes?name=kpis&sql=SELECT%201")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 409, "exists without force=true");
+    let r = get("/v0/pipes/n_events.json").await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "The pipe 'n_events' does not have an endpoint yet");
+    let r = s.client.delete(s.url("/v0/pipes/n_events")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(get("/v0/pipes/n_events").await.unwrap().status(), 404);
+    s.stop().await;
+}

@@ -1,0 +1,443 @@
+//! Pipes over HTTP (spec `analytics-api.md` §10–11): endpoints
+//! `GET|POST /v0/pipes/{name}.{json,csv,ndjson,parquet}` with the spec's parameter rules, and
+//! pipe management (`GET /v0/pipes`, `GET /v0/pipes/{name}[.pipe]`, `POST /v0/pipes`,
+//! `DELETE /v0/pipes/{name}`). Admin token for now; scoped grants come with the access layer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use engine::pipes::PipeError;
+use serde_json::{Value as Json, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::format::{self, Format, Statistics};
+
+const FORMATS: &str = "csv, json, ndjson, parquet, prometheus";
+const MAX_Q: usize = 8 * 1024;
+/// Names that are never template parameters of an endpoint call.
+const NOT_PARAMS: [&str; 7] = [
+    "token",
+    "q",
+    "format",
+    "output_format_json_quote_64bit_integers",
+    "output_format_json_quote_denormals",
+    "output_format_parquet_string_as_string",
+    "max_threads",
+];
+
+fn error(status: StatusCode, msg: impl Into<String>) -> ApiError {
+    ApiError::json(status, msg)
+}
+
+/// Query-string pairs in order (repeated keys kept).
+fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| super::sql::form_pairs(q.as_bytes())).unwrap_or_default()
+}
+
+/// `GET /v0/pipes/{file}`: an endpoint call (`name.json`…), the datafile (`name.pipe`) or the
+/// pipe's JSON (`name`).
+pub(crate) async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let query = pairs(raw.as_deref());
+    let result = match file.rsplit_once('.') {
+        Some((name, "pipe")) => datafile(&state, name, &query, &headers),
+        Some((name, ext)) => endpoint(&state, name, ext, query, &headers, None).await,
+        None => describe(&state, &file, &query, &headers),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /v0/pipes/{name}.{format}`: parameters also from a form or JSON body.
+pub(crate) async fn post(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = pairs(raw.as_deref());
+    let Some((name, ext)) = file.rsplit_once('.') else {
+        return error(StatusCode::NOT_FOUND, "Not found").into_response();
+    };
+    endpoint(&state, name, ext, query, &headers, Some((&headers, &body)))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn admin(state: &AppState, query: &[(String, String)], headers: &HeaderMap) -> Result<(), ApiError> {
+    let map: HashMap<String, String> = query.iter().filter(|(k, _)| k == "token").cloned().collect();
+    super::require_admin(state, &map, headers)
+}
+
+async fn endpoint(
+    state: &Arc<AppState>,
+    name: &str,
+    ext: &str,
+    query: Vec<(String, String)>,
+    headers: &HeaderMap,
+    post: Option<(&HeaderMap, &Bytes)>,
+) -> Result<Response, ApiError> {
+    let format = match ext {
+        "json" => Format::Json,
+        "csv" | "csvwithnames" => Format::CsvWithNames,
+        "ndjson" => Format::JsonEachRow,
+        "parquet" => Format::Parquet,
+        other => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("Format '{other}' not supported, it must be one of {FORMATS}"),
+            ));
+        }
+    };
+    admin(state, &query, headers)?;
+    let Some(stored) = state.workspace.pipes().get(name) else {
+        return Err(error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")));
+    };
+    // Parameters: the query string, then a form body, then a JSON object body (later wins).
+    let array_params: Vec<String> = stored
+        .pipe
+        .nodes
+        .iter()
+        .filter_map(|n| n.template.as_ref())
+        .flat_map(|t| t.parameters().iter().filter(|p| p.ty.starts_with("Array")).map(|p| p.name.clone()))
+        .collect();
+    let mut values: Vec<(String, template::Value)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut add = |k: String, v: template::Value, values: &mut Vec<(String, template::Value)>| match seen.get(&k) {
+        Some(&i) => values[i].1 = v,
+        None => {
+            seen.insert(k.clone(), values.len());
+            values.push((k, v));
+        }
+    };
+    let mut string_params: Vec<(String, String)> = Vec::new();
+    for (k, v) in &query {
+        match string_params.iter_mut().find(|(n, _)| n == k) {
+            // Repeated keys: the first value, or every value for an `Array()` parameter.
+            Some((_, existing)) if array_params.contains(k) => {
+                existing.push(',');
+                existing.push_str(v);
+            }
+            Some(_) => {}
+            None => string_params.push((k.clone(), v.clone())),
+        }
+    }
+    if let Some((h, body)) = post {
+        let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            for (k, v) in super::sql::form_pairs(body) {
+                string_params.retain(|(n, _)| *n != k);
+                string_params.push((k, v));
+            }
+        }
+        for (k, v) in string_params.drain(..) {
+            add(k, template::Value::from(v), &mut values);
+        }
+        if !body.is_empty() && !ct.starts_with("application/x-www-form-urlencoded") {
+            match serde_json::from_slice::<Json>(body) {
+                Ok(Json::Object(o)) => {
+                    for (k, v) in o {
+                        if !v.is_null() {
+                            add(k, template::Value::from(&v), &mut values);
+                        }
+                    }
+                }
+                Ok(_) if ct.starts_with("application/json") => {
+                    return Err(error(StatusCode::BAD_REQUEST, "The request body must be a JSON object"));
+                }
+                _ => {}
+            }
+        }
+    } else {
+        for (k, v) in string_params.drain(..) {
+            add(k, template::Value::from(v), &mut values);
+        }
+    }
+    let lookup = |k: &str| {
+        values.iter().find(|(n, _)| n == k).and_then(|(_, v)| match v {
+            template::Value::Str(s) => Some(s.to_string()),
+            template::Value::Int(i) => Some(i.to_string()),
+            template::Value::Float(f) => Some(f.to_string()),
+            template::Value::Bool(b) => Some(u8::from(*b).to_string()),
+            _ => None,
+        })
+    };
+    for flag in [
+        "output_format_json_quote_64bit_integers",
+        "output_format_json_quote_denormals",
+        "output_format_parquet_string_as_string",
+    ] {
+        if let Some(v) = lookup(flag).filter(|v| v != "0" && v != "1") {
+            return Err(error(StatusCode::BAD_REQUEST, format!("Invalid value '{v}' for '{flag}', it must be 0 or 1")));
+        }
+    }
+    if let Some(v) = lookup("max_threads").filter(|v| v.parse::<u32>().map_or(true, |n| n == 0)) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid value '{v}' for 'max_threads', it must be an integer >= 1"),
+        ));
+    }
+    let q = lookup("q");
+    if let Some(q) = &q {
+        if q.len() > MAX_Q {
+            return Err(error(StatusCode::BAD_REQUEST, "The maximum size for a SQL query is 8KB."));
+        }
+        if q.trim_start().starts_with('%') {
+            return Err(error(StatusCode::BAD_REQUEST, "'q' parameter doesn't support templates"));
+        }
+        if q.to_ascii_uppercase().split_whitespace().any(|w| w == "FORMAT") {
+            return Err(error(StatusCode::BAD_REQUEST, "Use the URL extension to choose the output format"));
+        }
+    }
+    let params: template::Params = values.into_iter().filter(|(k, _)| !NOT_PARAMS.contains(&k.as_str())).collect();
+    let started = Instant::now();
+    let out = state.workspace.query_pipe(name, &params, q.as_deref()).await.map_err(|e| pipe_error(state, &e))?;
+    let stats = Statistics {
+        elapsed: started.elapsed().as_secs_f64(),
+        rows_read: out.output.rows_read,
+        bytes_read: out.output.bytes_read,
+    };
+    let limited = out.sql.to_ascii_uppercase().split_whitespace().any(|w| w == "LIMIT");
+    let body = format::encode(format, &out.output.schema, &out.output.batches, stats, limited)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let mut r = (StatusCode::OK, body).into_response();
+    let content_type = match format {
+        Format::CsvWithNames => "text/csv; charset=utf-8",
+        Format::JsonEachRow => "application/x-ndjson",
+        Format::Parquet => "application/vnd.apache.parquet",
+        _ => "application/json",
+    };
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let mut warnings: Vec<String> =
+        out.warnings.iter().map(|w| format!("The parameter name '{w}' is reserved")).collect();
+    warnings.extend(
+        out.output.ignored_settings.iter().map(|s| format!("The setting '{s}' is not supported and was ignored")),
+    );
+    if !warnings.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&json!(warnings).to_string())
+    {
+        r.headers_mut().insert("x-tb-warning", v);
+    }
+    Ok(r)
+}
+
+/// An engine error of a pipe request as the spec's response.
+fn pipe_error(state: &AppState, e: &engine::Error) -> ApiError {
+    match e {
+        engine::Error::Pipe(PipeError::NotFound(_) | PipeError::NoEndpoint(_)) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        engine::Error::Pipe(PipeError::Template(t)) => super::sql::template_error(state, t),
+        other => ApiError::engine(other, false),
+    }
+}
+
+fn datafile(
+    state: &AppState,
+    name: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(state, query, headers)?;
+    let stored = state
+        .workspace
+        .pipes()
+        .get(name)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))?;
+    let mut r = stored.text.clone().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    Ok(r)
+}
+
+/// The pipe JSON of §11.1.
+fn pipe_json(state: &AppState, stored: &engine::pipes::StoredPipe, with_sql: bool) -> Json {
+    let pipe = &stored.pipe;
+    let endpoint = pipe.endpoint().map(|n| n.name.clone());
+    let kind = if endpoint.is_some() { "endpoint" } else { "default" };
+    let mut params: Vec<Json> = Vec::new();
+    for n in &pipe.nodes {
+        for p in n.template.as_ref().map(|t| t.parameters().to_vec()).unwrap_or_default() {
+            if !params.iter().any(|q| q["name"] == p.name.as_str()) {
+                params.push(serde_json::to_value(&p).unwrap_or_default());
+            }
+        }
+    }
+    let nodes: Vec<Json> = pipe
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut node = json!({
+                "id": format!("{}_{}", pipe.name, n.name),
+                "name": n.name,
+                "description": n.description,
+                "node_type": n.kind.name(),
+                "dependencies": datafiles::table_references(&n.sql),
+                "params": n.template.as_ref().map(|t| serde_json::to_value(t.parameters()).unwrap_or_default()).unwrap_or(json!([])),
+            });
+            if with_sql {
+                node["sql"] = json!(n.sql);
+            }
+            node
+        })
+        .collect();
+    let base = format!("http://{}", state.config.listen);
+    json!({
+        "id": pipe.name,
+        "name": pipe.name,
+        "description": pipe.description,
+        "type": kind,
+        "endpoint": endpoint.map(|e| format!("{}_{e}", pipe.name)),
+        "url": format!("{base}/v0/pipes/{}.json", pipe.name),
+        "content": if with_sql { json!(stored.text) } else { Json::Null },
+        "path": format!("pipes/{}.pipe", pipe.name),
+        "workspace_id": state.config.workspace_id,
+        "params": params,
+        "nodes": nodes,
+    })
+}
+
+fn describe(
+    state: &AppState,
+    name: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(state, query, headers)?;
+    if query.iter().any(|(k, v)| k == "format" && v == "pipe") {
+        return datafile(state, name, query, headers);
+    }
+    let stored = state
+        .workspace
+        .pipes()
+        .get(name)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))?;
+    Ok(super::json_response(StatusCode::OK, &pipe_json(state, &stored, true)))
+}
+
+/// `GET /v0/pipes` (and `/v1/pipes`).
+pub(crate) async fn list(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+    let query = pairs(raw.as_deref());
+    if let Err(e) = admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    let pipes: Vec<Json> = state.workspace.pipes().all().iter().map(|p| pipe_json(&state, p, false)).collect();
+    super::json_response(StatusCode::OK, &json!({ "pipes": pipes }))
+}
+
+/// `POST /v0/pipes`: a JSON body `{"name", "description", "nodes": [{"name", "sql", "type", …}]}`
+/// or query parameters `name` and `sql` for a one-node pipe; `force=true` replaces.
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    create_inner(&state, pairs(raw.as_deref()), &headers, &body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn create_inner(
+    state: &Arc<AppState>,
+    mut query: Vec<(String, String)>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    admin(state, &query, headers)?;
+    let get = |q: &[(String, String)], k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let spec: Json = if body.is_empty() {
+        json!({"name": get(&query, "name"), "nodes": [{"name": format!("{}_0", get(&query, "name").unwrap_or_default()), "sql": get(&query, "sql")}]})
+    } else if let Ok(v @ Json::Object(_)) = serde_json::from_slice::<Json>(body) {
+        v
+    } else {
+        query.extend(super::sql::form_pairs(body));
+        json!({"name": get(&query, "name"), "nodes": [{"name": format!("{}_0", get(&query, "name").unwrap_or_default()), "sql": get(&query, "sql")}]})
+    };
+    let name = spec["name"].as_str().unwrap_or_default().to_string();
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(error(StatusCode::BAD_REQUEST, "Invalid pipe name"));
+    }
+    let force = get(&query, "force").is_some_and(|f| f == "true");
+    if !force && state.workspace.pipes().get(&name).is_some() {
+        return Err(error(StatusCode::CONFLICT, format!("Pipe \"{name}\" already exists")));
+    }
+    let text = datafile_text(&spec)?;
+    let ws = state.workspace.clone();
+    let (n2, t2) = (name.clone(), text);
+    tokio::task::spawn_blocking(move || ws.deploy_pipe(&n2, &t2))
+        .await
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+        .map_err(|e| ApiError::engine(&e, false))?;
+    let stored =
+        state.workspace.pipes().get(&name).ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?;
+    Ok(super::json_response(StatusCode::OK, &pipe_json(state, &stored, true)))
+}
+
+/// A `.pipe` text from the JSON pipe of the classic push.
+fn datafile_text(spec: &Json) -> Result<String, ApiError> {
+    let mut text = String::new();
+    if let Some(d) = spec["description"].as_str().filter(|d| !d.is_empty()) {
+        text.push_str(&format!("DESCRIPTION >\n    {}\n\n", d.replace('\n', "\n    ")));
+    }
+    let nodes = spec["nodes"]
+        .as_array()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "A pipe needs at least one node"))?;
+    for n in nodes {
+        let name = n["name"].as_str().ok_or_else(|| error(StatusCode::BAD_REQUEST, "Every node needs a name"))?;
+        let sql = n["sql"]
+            .as_str()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("Node '{name}' needs SQL")))?;
+        text.push_str(&format!("NODE {name}\n"));
+        if let Some(d) = n["description"].as_str().filter(|d| !d.is_empty()) {
+            text.push_str(&format!("DESCRIPTION >\n    {}\n", d.replace('\n', "\n    ")));
+        }
+        text.push_str("SQL >\n");
+        for line in sql.lines() {
+            text.push_str("    ");
+            text.push_str(line);
+            text.push('\n');
+        }
+        if let Some(t) = n["type"].as_str().or(n["node_type"].as_str()).filter(|t| *t != "standard" && *t != "default")
+        {
+            text.push_str(&format!("\nTYPE {t}\n"));
+        }
+        for key in ["datasource", "target_datasource", "copy_schedule"] {
+            if let Some(v) = n[key].as_str() {
+                text.push_str(&format!("{} {v}\n", key.to_ascii_uppercase()));
+            }
+        }
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// `DELETE /v0/pipes/{name}` → 204.
+pub(crate) async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let query = pairs(raw.as_deref());
+    if let Err(e) = admin(&state, &query, &headers) {
+        return e.into_response();
+    }
+    match state.workspace.drop_pipe(&name) {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")).into_response(),
+        Err(e) => ApiError::engine(&e, false).into_response(),
+    }
+}
