@@ -670,21 +670,26 @@ impl Workspace {
         config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config(config);
         crate::dialect::udf::register(&ctx);
-        let mut rows_read = 0u64;
-        let mut bytes_read = 0u64;
+        let mut memory_rows = 0u64;
+        let mut memory_bytes = 0u64;
         for table in datafiles::table_references(sql) {
-            let Ok(schema) = self.store.schema(&table) else { continue };
-            let batches = self.store.scan(&table)?;
-            rows_read += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-            bytes_read += batches.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
-            let provider = MemTable::try_new(schema, vec![batches]).map_err(|e| Error::Query(e.to_string()))?;
+            let Ok(snapshot) = self.store.snapshot(&table) else { continue };
+            memory_rows += snapshot.memory.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            memory_bytes += snapshot.memory.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
+            let provider = crate::embedded::provider::PartsTable::new(snapshot);
             ctx.register_table(table.as_str(), Arc::new(provider)).map_err(|e| Error::Query(e.to_string()))?;
         }
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(translated.statement));
         let plan = ctx.state().statement_to_plan(statement).await.map_err(|e| Error::Query(e.to_string()))?;
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| Error::Query(e.to_string()))?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| Error::Query(e.to_string()))?;
+        let physical = df.create_physical_plan().await.map_err(|e| Error::Query(e.to_string()))?;
+        let batches = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx())
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?;
+        // What the Parquet scans read after pruning, plus every row held in memory.
+        let (parquet_rows, parquet_bytes) = scanned(physical.as_ref());
+        let (rows_read, bytes_read) = (parquet_rows + memory_rows, parquet_bytes + memory_bytes);
         Ok(QueryOutput { schema, batches, rows_read, bytes_read, ignored_settings: translated.ignored_settings })
     }
 
@@ -723,6 +728,25 @@ pub struct QueryOutput {
     pub bytes_read: u64,
     /// `SETTINGS` of the query that were ignored.
     pub ignored_settings: Vec<String>,
+}
+
+/// Rows and bytes the Parquet scans of an executed plan read (after row-group and page pruning).
+fn scanned(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> (u64, u64) {
+    let mut rows = 0u64;
+    let mut bytes = 0u64;
+    if plan.name() == "DataSourceExec"
+        && let Some(m) = plan.metrics()
+        && m.sum_by_name("bytes_scanned").is_some()
+    {
+        rows += m.output_rows().unwrap_or(0) as u64;
+        bytes += m.sum_by_name("bytes_scanned").map_or(0, |v| v.as_usize() as u64);
+    }
+    for child in plan.children() {
+        let (r, b) = scanned(child.as_ref());
+        rows += r;
+        bytes += b;
+    }
+    (rows, bytes)
 }
 
 /// Runs a future to completion on this (blocking) thread.

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod evolve;
 pub mod part;
 pub mod partition;
+pub mod provider;
 mod sortkey;
 pub mod store;
 pub mod ttl;

@@ -17,6 +17,9 @@ use crate::Error;
 /// Rows per Parquet row group: small enough that sorted data gives selective statistics.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
+/// Rows per data page at most (pages are the unit the page index prunes by).
+pub const PAGE_ROWS: usize = 1024;
+
 /// Writes `batches` (already in order) as a Parquet file at `path`; returns its size in bytes.
 pub fn write(
     path: &Path,
@@ -27,6 +30,9 @@ pub fn write(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(Error::parquet)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Small pages with statistics: a query for one tenant reads little more than its rows.
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_write_batch_size(PAGE_ROWS)
         .set_statistics_enabled(EnabledStatistics::Page)
         .build();
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;

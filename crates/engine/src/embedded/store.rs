@@ -62,6 +62,9 @@ pub struct PartMeta {
     /// table has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<i64>,
+    /// The table's [`shape`](ManifestTable::shape) its rows were written in.
+    #[serde(default)]
+    pub shape: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -80,6 +83,10 @@ struct ManifestTable {
     /// column's type): see [`evolve`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     fills: BTreeMap<String, serde_json::Value>,
+    /// Bumped by every column change: parts written in an older shape are read through
+    /// [`evolve`], the others straight from Parquet.
+    #[serde(default)]
+    shape: u32,
     /// The LSN of the rename that gave the table its current name (0: it was created with it).
     #[serde(default)]
     named_lsn: Lsn,
@@ -115,6 +122,24 @@ struct State {
     schemas: HashMap<String, SchemaRef>,
     buffers: HashMap<String, Buffer>,
     applied_lsn: Lsn,
+    /// Part files no longer in the manifest, with when they left it: queries that started
+    /// before may still read them, so they are deleted only after [`RETIRED_FOR`].
+    retired: Vec<(PathBuf, std::time::Instant)>,
+}
+
+/// How long a part file replaced by a merge, TTL or truncate stays on disk for queries that
+/// started before (far above the query time limit).
+const RETIRED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What one query reads of a table (see [`Store::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The table's columns.
+    pub schema: SchemaRef,
+    /// Parquet parts to read (path, bytes).
+    pub files: Vec<(PathBuf, u64)>,
+    /// Rows held in memory: the buffer, and parts of older shapes conformed.
+    pub memory: Vec<RecordBatch>,
 }
 
 /// Row and byte counts of a table.
@@ -238,6 +263,9 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
                     p.expires = None; // computed under the old TTL
                 }
             }
+            if t.columns != altered.columns {
+                t.shape += 1;
+            }
             t.columns = altered.columns;
             t.ttl = altered.ttl;
             t.fills = altered.fills;
@@ -333,9 +361,8 @@ fn clear(state: &mut State, dir: &Path, table: &str) -> Result<()> {
     {
         let old = std::mem::take(&mut t.parts);
         write_manifest(dir, &state.manifest)?;
-        for p in old {
-            let _ = std::fs::remove_file(dir.join("tables").join(table).join(&p.file));
-        }
+        let now = std::time::Instant::now();
+        state.retired.extend(old.into_iter().map(|p| (dir.join("tables").join(table).join(&p.file), now)));
     }
     Ok(())
 }
@@ -357,6 +384,9 @@ impl Store {
     /// Opens (creating) a data directory and replays the WAL into the buffers.
     pub fn open(dir: &Path, wal_options: WalOptions) -> Result<Store> {
         std::fs::create_dir_all(dir.join("tables")).map_err(|e| Error::io(dir, e))?;
+        // Absolute, so queries can name part files to the object store.
+        let canonical = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        let dir = canonical.as_path();
         let lock_path = dir.join("LOCK");
         let lock_file = File::options()
             .create(true)
@@ -381,7 +411,7 @@ impl Store {
             .map(|(n, t)| Ok((n.clone(), table_schema(t)?)))
             .collect::<Result<HashMap<_, _>>>()?;
         let flushed = manifest.flushed_lsn;
-        let mut state = State { manifest, schemas, buffers: HashMap::new(), applied_lsn: flushed };
+        let mut state = State { manifest, schemas, buffers: HashMap::new(), applied_lsn: flushed, retired: Vec::new() };
         let mut replay_error = None;
         let wal = Wal::open(&dir.join("wal"), wal_options, flushed, |lsn, payload| {
             let result = codec::decode(payload).map_err(Error::arrow).and_then(|op| apply(&mut state, dir, op, lsn));
@@ -419,6 +449,7 @@ impl Store {
             ttl: def.ttl.clone(),
             created_lsn: 0,
             fills: BTreeMap::new(),
+            shape: 0,
             named_lsn: 0,
             former: Vec::new(),
         };
@@ -693,7 +724,7 @@ impl Store {
         let mut out = Vec::new();
         for (id, mut positions) in groups.into_iter().enumerate() {
             sortkey::sort(batches, &def.sorting_key, &mut positions)?;
-            out.push(self.write_part(table, labels.name(id as u32), batches, &positions, ttl.as_ref())?);
+            out.push(self.write_part(table, labels.name(id as u32), batches, &positions, ttl.as_ref(), def.shape)?);
         }
         File::open(&table_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(&table_dir, e))?;
         Ok(out)
@@ -709,6 +740,7 @@ impl Store {
         batches: &[RecordBatch],
         positions: &[sortkey::Position],
         ttl: Option<&Ttl>,
+        shape: u32,
     ) -> Result<PartMeta> {
         let file = format!("{:010}.parquet", self.next_part_id());
         let refs: Vec<&RecordBatch> = batches.iter().collect();
@@ -722,7 +754,7 @@ impl Store {
         });
         let schema = batches.first().ok_or_else(|| Error::Invalid("a part needs rows".into()))?.schema();
         let bytes = part::write(&self.dir.join("tables").join(table).join(&file), schema, chunks)?;
-        Ok(PartMeta { file, partition: partition.to_string(), rows: positions.len() as u64, bytes, expires })
+        Ok(PartMeta { file, partition: partition.to_string(), rows: positions.len() as u64, bytes, expires, shape })
     }
 
     /// A part file number nobody else will use (flushes and merges may run concurrently).
@@ -731,6 +763,41 @@ impl Store {
         let id = state.manifest.next_part;
         state.manifest.next_part += 1;
         id
+    }
+
+    /// What a query of `table` reads, as of now: its parts in the current shape as files, parts
+    /// of older shapes read and conformed, and its buffered rows.
+    pub fn snapshot(&self, table: &str) -> Result<Snapshot> {
+        let (current, older, buffered, shape, schema) = {
+            let state = lock(&self.state);
+            let t = state.manifest.tables.get(table).ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+            let dir = self.dir.join("tables").join(table);
+            let buffered: Vec<RecordBatch> = state
+                .buffers
+                .get(table)
+                .map(|b| b.flushing.iter().chain(&b.batches).cloned().collect())
+                .unwrap_or_default();
+            let (current, older): (Vec<&PartMeta>, Vec<&PartMeta>) = t.parts.iter().partition(|p| p.shape == t.shape);
+            let current: Vec<(PathBuf, u64)> = current.iter().map(|p| (dir.join(&p.file), p.bytes)).collect();
+            // Opened under the lock: a part retired afterwards stays readable through its handle.
+            let older = older
+                .iter()
+                .map(|p| {
+                    let path = dir.join(&p.file);
+                    File::open(&path).map_err(|e| Error::io(&path, e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let schema = state.schemas.get(table).cloned().ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+            (current, older, buffered, Shape::of(t)?, schema)
+        };
+        let mut memory: Vec<RecordBatch> = Vec::new();
+        for f in older {
+            for b in part::read_file(f)? {
+                memory.push(shape.conform(&b)?);
+            }
+        }
+        memory.extend(buffered);
+        Ok(Snapshot { schema, files: current, memory })
     }
 
     /// Every row of a table: its parts, then its buffer.
@@ -771,6 +838,16 @@ impl Store {
     /// Returns the number of parts rewritten or removed.
     pub fn maintain(&self, now_secs: i64, max_parts: usize) -> Result<usize> {
         let _upkeep = self.upkeep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let expired: Vec<PathBuf> = {
+            let mut state = lock(&self.state);
+            let (gone, kept): (Vec<_>, Vec<_>) =
+                state.retired.drain(..).partition(|(_, at)| at.elapsed() >= RETIRED_FOR);
+            state.retired = kept;
+            gone.into_iter().map(|(p, _)| p).collect()
+        };
+        for path in expired {
+            let _ = std::fs::remove_file(path);
+        }
         let tables: Vec<(String, ManifestTable)> =
             lock(&self.state).manifest.tables.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
         let mut changed = 0;
@@ -834,7 +911,7 @@ impl Store {
                 let mut all: Vec<sortkey::Position> =
                     kept.iter().enumerate().flat_map(|(b, k)| (0..k.num_rows()).map(move |r| (b, r))).collect();
                 sortkey::sort(&kept, &def.sorting_key, &mut all)?;
-                Some(self.write_part(table, &group[0].partition, &kept, &all, ttl)?)
+                Some(self.write_part(table, &group[0].partition, &kept, &all, ttl, def.shape)?)
             };
             let mut state = lock(&self.state);
             let Some(t) = state.manifest.tables.get_mut(table) else { continue };
@@ -851,10 +928,9 @@ impl Store {
                 t.parts.insert(position.min(t.parts.len()), p);
             }
             write_manifest(&self.dir, &state.manifest)?;
+            let now = std::time::Instant::now();
+            state.retired.extend(group.iter().map(|g| (self.dir.join("tables").join(table).join(&g.file), now)));
             drop(state);
-            for g in &group {
-                let _ = std::fs::remove_file(self.dir.join("tables").join(table).join(&g.file));
-            }
             replaced += group.len();
         }
         Ok(replaced)
@@ -917,7 +993,7 @@ mod tests {
     use super::*;
 
     fn part(file: &str, rows: u64) -> PartMeta {
-        PartMeta { file: file.into(), partition: "all".into(), rows, bytes: rows, expires: None }
+        PartMeta { file: file.into(), partition: "all".into(), rows, bytes: rows, expires: None, shape: 0 }
     }
 
     #[test]

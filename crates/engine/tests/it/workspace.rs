@@ -111,3 +111,33 @@ async fn compatible_changes_apply_in_place_and_others_are_refused() {
     assert_eq!(count(&ws, "SELECT count(*) FROM events").await, 11, "refused changes leave the data alone");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_query_for_one_tenant_reads_little_more_than_its_rows() {
+    let dir = std::env::temp_dir().join(format!("aviary-ws-prune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ws = Workspace::open(&dir, WorkspaceOptions::default()).unwrap();
+    ws.deploy_datasource("events", &example("datasources/events.datasource")).unwrap();
+    // 120,000 events: 59 large tenants with 2,000 rows each and `small` with 2,000 too, interleaved.
+    let mut body = String::new();
+    for i in 0..120_000 {
+        let org = if i % 60 == 7 { "small".to_string() } else { format!("org{:02}", i % 60) };
+        body.push_str(&format!(
+            "{{\"timestamp\":\"2026-11-01 10:{:02}:{:02}.000\",\"org\":\"{org}\",\"user\":\"u{}\",\"event\":\"page_view\",\"path\":\"/\",\"country\":\"ES\",\"duration_ms\":1,\"tags\":[]}}\n",
+            (i / 60) % 60,
+            i % 60,
+            i % 97
+        ));
+    }
+    ws.ingest_ndjson("events", &body, "load").unwrap();
+    ws.flush().unwrap();
+    let out = ws.sql("SELECT count() AS c FROM events WHERE org = 'small'").await.unwrap();
+    let c = out.batches[0].column(0).as_primitive::<UInt64Type>().value(0);
+    assert_eq!(c, 2_000);
+    eprintln!("rows_read for a 2,000-row tenant of 120,000: {}", out.rows_read);
+    assert!(out.rows_read <= 4_000, "read {} rows for a 2,000-row tenant of 120,000", out.rows_read);
+    let all = ws.sql("SELECT count() AS c FROM events").await.unwrap();
+    assert_eq!(all.rows_read, 120_000, "an unfiltered query reads everything");
+    drop(ws);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
