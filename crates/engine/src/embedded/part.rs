@@ -20,15 +20,30 @@ pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Rows per data page at most (pages are the unit the page index prunes by).
 pub const PAGE_ROWS: usize = 1024;
 
+/// How a part is compressed: fresh parts (written by flushes, on the ingest path) cheaply,
+/// merged parts (written in the background, read many times) compactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// Snappy.
+    Fast,
+    /// Zstandard level 1.
+    Compact,
+}
+
 /// Writes `batches` (already in order) as a Parquet file at `path`; returns its size in bytes.
 pub fn write(
     path: &Path,
     schema: SchemaRef,
     batches: impl IntoIterator<Item = Result<RecordBatch, Error>>,
+    packing: Packing,
 ) -> Result<u64, Error> {
+    let compression = match packing {
+        Packing::Fast => Compression::SNAPPY,
+        Packing::Compact => Compression::ZSTD(ZstdLevel::try_new(1).map_err(Error::parquet)?),
+    };
     let tmp = path.with_extension("parquet.tmp");
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(Error::parquet)?))
+        .set_compression(compression)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         // Small pages with statistics: a query for one tenant reads little more than its rows.
         .set_data_page_row_count_limit(PAGE_ROWS)

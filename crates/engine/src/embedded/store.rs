@@ -131,6 +131,14 @@ struct State {
 /// started before (far above the query time limit).
 const RETIRED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// How a part is written: its table's TTL (to record the first expiry), shape and packing.
+#[derive(Clone, Copy)]
+struct PartSpec<'a> {
+    ttl: Option<&'a Ttl>,
+    shape: u32,
+    packing: part::Packing,
+}
+
 /// What one query reads of a table (see [`Store::snapshot`]).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -724,7 +732,9 @@ impl Store {
         let mut out = Vec::new();
         for (id, mut positions) in groups.into_iter().enumerate() {
             sortkey::sort(batches, &def.sorting_key, &mut positions)?;
-            out.push(self.write_part(table, labels.name(id as u32), batches, &positions, ttl.as_ref(), def.shape)?);
+            let partition = labels.name(id as u32);
+            let how = PartSpec { ttl: ttl.as_ref(), shape: def.shape, packing: part::Packing::Fast };
+            out.push(self.write_part(table, partition, batches, &positions, how)?);
         }
         File::open(&table_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(&table_dir, e))?;
         Ok(out)
@@ -739,9 +749,9 @@ impl Store {
         partition: &str,
         batches: &[RecordBatch],
         positions: &[sortkey::Position],
-        ttl: Option<&Ttl>,
-        shape: u32,
+        how: PartSpec<'_>,
     ) -> Result<PartMeta> {
+        let PartSpec { ttl, shape, packing } = how;
         let file = format!("{:010}.parquet", self.next_part_id());
         let refs: Vec<&RecordBatch> = batches.iter().collect();
         let mut expires = ttl.map(|_| i64::MAX);
@@ -753,7 +763,7 @@ impl Store {
             Ok(rows)
         });
         let schema = batches.first().ok_or_else(|| Error::Invalid("a part needs rows".into()))?.schema();
-        let bytes = part::write(&self.dir.join("tables").join(table).join(&file), schema, chunks)?;
+        let bytes = part::write(&self.dir.join("tables").join(table).join(&file), schema, chunks, packing)?;
         Ok(PartMeta { file, partition: partition.to_string(), rows: positions.len() as u64, bytes, expires, shape })
     }
 
@@ -911,7 +921,9 @@ impl Store {
                 let mut all: Vec<sortkey::Position> =
                     kept.iter().enumerate().flat_map(|(b, k)| (0..k.num_rows()).map(move |r| (b, r))).collect();
                 sortkey::sort(&kept, &def.sorting_key, &mut all)?;
-                Some(self.write_part(table, &group[0].partition, &kept, &all, ttl, def.shape)?)
+                let partition = &group[0].partition;
+                let how = PartSpec { ttl, shape: def.shape, packing: part::Packing::Compact };
+                Some(self.write_part(table, partition, &kept, &all, how)?)
             };
             let mut state = lock(&self.state);
             let Some(t) = state.manifest.tables.get_mut(table) else { continue };
