@@ -1,6 +1,7 @@
 //! Real Tinybird clients against the real server: `verdin` (PyPI) sends events, appends NDJSON
-//! and CSV, and reads the rows back through the SQL API; `@tinybirdco/mockingbird` (npm)
-//! streams generated events into a data source it creates on the fly.
+//! and CSV, and reads the rows back through the SQL API and pipe endpoints;
+//! `tinybird-python-sdk` (PyPI) buffers events and calls an endpoint; `@tinybirdco/mockingbird`
+//! (npm) streams generated events into a data source it creates on the fly.
 
 use std::process::Command;
 
@@ -63,4 +64,34 @@ fn mockingbird_streams_events() {
     drop(server); // SIGKILL, and waited for
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(v["data"][0], serde_json::json!({"c": 2000, "orgs": 3}));
+}
+
+#[test]
+fn python_sdks_read_pipe_endpoints() {
+    let python = std::env::var("AVIARY_REF_PYTHON")
+        .expect("AVIARY_REF_PYTHON must name a Python with verdin and tinybird-python-sdk (scripts/test sets it up)");
+    let dir = std::env::temp_dir().join(format!("aviary-sdk-pipes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let project = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web-analytics");
+    let server = start(&dir, "p.sdk-admin", &["--project", project]);
+    let out = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sdk_pipes.py"))
+        .args([&server.url, "p.sdk-admin"])
+        .output()
+        .expect("python runs");
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "the SDKs failed: {}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(
+        seen,
+        serde_json::json!({
+            "kpis": {"events": 30, "visitors": 7, "page_views": 30},
+            "top": [{"path": "/p0", "views": 10, "visitors": 7}, {"path": "/p1", "views": 10, "visitors": 7}],
+            "top_meta": [["path", "String"], ["views", "UInt64"], ["visitors", "UInt64"]],
+            "pages": [2, 1],
+            "over": [{"c": 3}],
+            "missing": [404, "The pipe 'nope' does not exist"]
+        })
+    );
 }
