@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// Events API requests per second for the workspace (also the burst); 0 turns it off.
     #[arg(long, env = "AVIARY_EVENTS_RPS", default_value_t = 1_000)]
     pub events_rps: u32,
+    /// Longest a query (SQL API or endpoint) may run, in seconds; past it the answer is 408.
+    #[arg(long, env = "AVIARY_QUERY_TIMEOUT", default_value_t = 10.0)]
+    pub query_timeout: f64,
+    /// Largest encoded query result, in bytes; past it the answer is 400.
+    #[arg(long, env = "AVIARY_MAX_RESULT_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_result_bytes: usize,
     /// Documentation base URL used in error bodies.
     #[arg(long, env = "AVIARY_DOCS_BASE_URL", default_value = "https://www.tinybird.co/docs")]
     pub docs_base_url: String,

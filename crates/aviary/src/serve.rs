@@ -65,6 +65,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         flush_interval: Duration::from_millis(args.flush_interval_ms.max(10)),
         docs_base_url: args.docs_base_url.clone(),
         events_rps: args.events_rps,
+        query_timeout: Duration::from_secs_f64(args.query_timeout.max(0.001)),
+        max_result_bytes: args.max_result_bytes,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -41,6 +41,10 @@ pub struct Config {
     pub docs_base_url: String,
     /// Events API requests per second for the workspace (also the burst); 0 turns the limit off.
     pub events_rps: u32,
+    /// Longest a query may run (408 past it).
+    pub query_timeout: Duration,
+    /// Largest encoded query result (400 past it).
+    pub max_result_bytes: usize,
 }
 
 /// Shared state of the handlers.

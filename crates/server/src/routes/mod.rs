@@ -106,6 +106,50 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A JSON response with exactly `Content-Type: application/json`.
+/// Runs a query under the server's time limit (spec §10.8): past it, 408. The query runs as a
+/// task of its own, aborted at the limit, so a query that never waits cannot outlive it.
+pub(crate) async fn limited<T: Send + 'static>(
+    state: &AppState,
+    query: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    let limit = state.config.query_timeout;
+    let started = std::time::Instant::now();
+    let mut task = tokio::spawn(query);
+    // The deadline first: a query that ends after it is late even if it ended meanwhile.
+    let finished = tokio::select! {
+        biased;
+        () = tokio::time::sleep(limit) => None,
+        done = &mut task => Some(done).filter(|_| started.elapsed() <= limit),
+    };
+    match finished {
+        Some(Ok(result)) => result,
+        Some(Err(_)) => Err(ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+        None => {
+            task.abort();
+            Err(ApiError::json(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "[Error] Timeout exceeded: elapsed {:.1} seconds, maximum: {} (TIMEOUT_EXCEEDED)",
+                    limit.as_secs_f64(),
+                    limit.as_secs_f64()
+                ),
+            ))
+        }
+    }
+}
+
+/// Refuses an encoded result larger than the server allows (spec §10.8).
+pub(crate) fn within_result_limit(state: &AppState, body: &[u8]) -> Result<(), ApiError> {
+    let max = state.config.max_result_bytes;
+    if body.len() > max {
+        return Err(ApiError::json(
+            StatusCode::BAD_REQUEST,
+            format!("[Error] Result is larger than {max} bytes, add a LIMIT or filter (TOO_MANY_BYTES)"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let mut r = (status, body.to_string()).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

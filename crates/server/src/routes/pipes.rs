@@ -201,7 +201,10 @@ async fn endpoint(
     }
     let params: template::Params = values.into_iter().filter(|(k, _)| !NOT_PARAMS.contains(&k.as_str())).collect();
     let started = Instant::now();
-    let out = state.workspace.query_pipe(name, &params, q.as_deref()).await.map_err(|e| pipe_error(state, &e))?;
+    let (st, pipe) = (state.clone(), name.to_string());
+    let query =
+        async move { st.workspace.query_pipe(&pipe, &params, q.as_deref()).await.map_err(|e| pipe_error(&st, &e)) };
+    let out = super::limited(state, query).await?;
     let stats = Statistics {
         elapsed: started.elapsed().as_secs_f64(),
         rows_read: out.output.rows_read,
@@ -210,6 +213,7 @@ async fn endpoint(
     let limited = out.sql.to_ascii_uppercase().split_whitespace().any(|w| w == "LIMIT");
     let body = format::encode(format, &out.output.schema, &out.output.batches, stats, limited)
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    super::within_result_limit(state, &body)?;
     let mut r = (StatusCode::OK, body).into_response();
     let content_type = match format {
         Format::CsvWithNames => "text/csv; charset=utf-8",

@@ -174,12 +174,15 @@ async fn run(
         return Err(ApiError::json(StatusCode::BAD_REQUEST, "Only SELECT queries are allowed in the SQL API"));
     }
     let started = Instant::now();
-    let out = state.workspace.sql(&sql).await.map_err(|e| ApiError::engine(&e, false))?;
+    let (ws, text) = (state.workspace.clone(), sql.clone());
+    let out =
+        super::limited(&state, async move { ws.sql(&text).await.map_err(|e| ApiError::engine(&e, false)) }).await?;
     let stats =
         Statistics { elapsed: started.elapsed().as_secs_f64(), rows_read: out.rows_read, bytes_read: out.bytes_read };
     let limited = sql.to_ascii_uppercase().split_whitespace().any(|w| w == "LIMIT");
     let body = format::encode(format, &out.schema, &out.batches, stats, limited)
         .map_err(|e| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    super::within_result_limit(&state, &body)?;
     let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     let db =

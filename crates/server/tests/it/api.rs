@@ -48,6 +48,8 @@ impl Server {
             flush_interval: Duration::from_millis(50),
             docs_base_url: "https://www.tinybird.co/docs".into(),
             events_rps: 1_000,
+            query_timeout: Duration::from_secs(10),
+            max_result_bytes: 100 * 1024 * 1024,
         };
         configure(&mut config);
         let app = server::Application::build(config).await.unwrap();
@@ -898,5 +900,24 @@ async fn pipes_are_listed_described_and_dropped() {
     let r = s.client.delete(s.url("/v0/pipes/n_events")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(get("/v0/pipes/n_events").await.unwrap().status(), 404);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_limits_answer_408_and_400() {
+    let s = Server::start_with("limits", |c| c.query_timeout = Duration::from_nanos(1)).await;
+    s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    let (status, v) =
+        s.sql("SELECT count() AS c FROM events a, events b, events c, events d, events e, events f FORMAT JSON").await;
+    assert_eq!(status, 408, "{v}");
+    assert!(v["error"].as_str().unwrap().ends_with("(TIMEOUT_EXCEEDED)"), "{v}");
+    s.stop().await;
+    let s = Server::start_with("result-limit", |c| c.max_result_bytes = 64).await;
+    s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+    let (status, v) = s.sql("SELECT * FROM events FORMAT JSON").await;
+    assert_eq!(status, 400);
+    assert_eq!(v["error"], "[Error] Result is larger than 64 bytes, add a LIMIT or filter (TOO_MANY_BYTES)");
+    let (status, _) = s.sql("SELECT 1 AS x FORMAT CSV").await;
+    assert_eq!(status, 200, "small results pass");
     s.stop().await;
 }
