@@ -10,6 +10,7 @@ pub mod embedded;
 mod error;
 pub mod ingest;
 pub mod pipes;
+pub mod usage;
 pub mod wal;
 pub mod workspace;
 

@@ -212,6 +212,7 @@ impl Workspace {
             let ds = parse_datasource(&name, &text).map_err(|e| Error::Damaged(format!("{}: {e}", path.display())))?;
             catalog.insert(name, Arc::new(entry(ds, text)?));
         }
+        store.create_table(&crate::usage::table())?;
         Ok(Workspace {
             dir: dir.to_path_buf(),
             store,
@@ -662,6 +663,17 @@ impl Workspace {
         Ok(())
     }
 
+    /// Appends requests to the usage log (`tinybird.pipe_stats_rt`).
+    pub fn log_usage(&self, requests: Vec<crate::usage::Usage>) -> Result<()> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Vec<Cell>> = requests.into_iter().map(crate::usage::row).collect();
+        let table = crate::usage::table();
+        self.store.append(&table.name, batch(&table.columns, &rows).map_err(Error::arrow)?)?;
+        Ok(())
+    }
+
     /// Runs a read query over the workspace's tables.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
         let translated = crate::dialect::translate(sql).map_err(|e| Error::Query(e.to_string()))?;
@@ -677,6 +689,13 @@ impl Workspace {
             memory_rows += snapshot.memory.iter().map(|b| b.num_rows() as u64).sum::<u64>();
             memory_bytes += snapshot.memory.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
             let provider = crate::embedded::provider::PartsTable::new(snapshot);
+            if let Some((schema, _)) = table.split_once('.')
+                && let Some(catalog) = ctx.catalog("datafusion")
+                && catalog.schema(schema).is_none()
+            {
+                let schema_provider = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+                catalog.register_schema(schema, schema_provider).map_err(|e| Error::Query(e.to_string()))?;
+            }
             ctx.register_table(table.as_str(), Arc::new(provider)).map_err(|e| Error::Query(e.to_string()))?;
         }
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(translated.statement));

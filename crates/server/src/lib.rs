@@ -8,6 +8,7 @@ pub mod format;
 mod infer;
 pub mod limits;
 mod routes;
+pub mod usage;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub jobs: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
     /// The workspace's Events API limiter (spec §8.1), when on.
     pub events_limit: Option<limits::Gcra>,
+    /// The usage log's queue.
+    pub usage: usage::UsageLog,
 }
 
 /// How long a write waits for buffers to drain before it is refused with 503.
@@ -88,6 +91,7 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
+    usage_rx: Option<tokio::sync::mpsc::Receiver<engine::usage::Usage>>,
 }
 
 impl Application {
@@ -97,13 +101,15 @@ impl Application {
         let workspace =
             tokio::task::spawn_blocking(move || Workspace::open(&dir, WorkspaceOptions::default())).await??;
         let listener = TcpListener::bind(config.listen).await?;
+        let (usage, usage_rx) = usage::UsageLog::new();
         let state = AppState {
             workspace: Arc::new(workspace),
             events_limit: (config.events_rps > 0).then(|| limits::Gcra::new(config.events_rps, config.events_rps)),
             config,
             jobs: std::sync::Mutex::new(Default::default()),
+            usage,
         };
-        Ok(Application { listener, state: Arc::new(state) })
+        Ok(Application { listener, state: Arc::new(state), usage_rx: Some(usage_rx) })
     }
 
     /// The port the server listens on.
@@ -117,12 +123,20 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests and flushes buffers.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let state = self.state.clone();
         let flusher = tokio::spawn(flush_loop(state.clone()));
+        let usage_writer = self.usage_rx.take().map(|rx| tokio::spawn(usage::writer(state.clone(), rx)));
         let app = routes::router(state.clone());
         let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         flusher.abort();
+        if let Some(w) = usage_writer {
+            state.usage.stop();
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
         let ws = state.workspace.clone();
         match tokio::task::spawn_blocking(move || ws.flush()).await {
             Ok(Err(e)) => tracing::error!(error = %e, "final flush failed; the WAL keeps the rows"),

@@ -199,7 +199,19 @@ async fn endpoint(
             return Err(error(StatusCode::BAD_REQUEST, "Use the URL extension to choose the output format"));
         }
     }
-    let params: template::Params = values.into_iter().filter(|(k, _)| !NOT_PARAMS.contains(&k.as_str())).collect();
+    let values: Vec<(String, template::Value)> =
+        values.into_iter().filter(|(k, _)| !NOT_PARAMS.contains(&k.as_str())).collect();
+    let logged: Vec<(String, String)> = values
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                template::Value::Str(s) => s.to_string(),
+                other => format!("{other:?}"),
+            };
+            (k.clone(), text)
+        })
+        .collect();
+    let params: template::Params = values.into_iter().collect();
     let started = Instant::now();
     let (st, pipe) = (state.clone(), name.to_string());
     let query =
@@ -215,6 +227,13 @@ async fn endpoint(
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     super::within_result_limit(state, &body)?;
     let mut r = (StatusCode::OK, body).into_response();
+    r.extensions_mut().insert(crate::usage::Served {
+        pipe_id: name.to_string(),
+        read_rows: stats.rows_read,
+        read_bytes: stats.bytes_read,
+        result_rows: out.output.batches.iter().map(|b| b.num_rows() as u64).sum(),
+        parameters: logged,
+    });
     let content_type = match format {
         Format::CsvWithNames => "text/csv; charset=utf-8",
         Format::JsonEachRow => "application/x-ndjson",

@@ -184,6 +184,17 @@ async fn run(
         .map_err(|e| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     super::within_result_limit(&state, &body)?;
     let mut r = (StatusCode::OK, body).into_response();
+    r.extensions_mut().insert(crate::usage::Served {
+        pipe_id: String::new(),
+        read_rows: stats.rows_read,
+        read_bytes: stats.bytes_read,
+        result_rows: out.batches.iter().map(|b| b.num_rows() as u64).sum(),
+        parameters: query
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "q" | "token"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    });
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     let db =
         serde_json::json!({"elapsed": stats.elapsed, "rows_read": stats.rows_read, "bytes_read": stats.bytes_read});

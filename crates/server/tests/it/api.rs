@@ -921,3 +921,52 @@ async fn query_limits_answer_408_and_400() {
     assert_eq!(status, 200, "small results pass");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn every_endpoint_and_sql_request_lands_in_the_usage_log() {
+    let s = with_pipes("usage").await;
+    let get = |path: &str| s.client.get(s.url(path)).bearer_auth(TOKEN).send();
+    assert_eq!(get("/v0/pipes/top_pages.json?org=acme&limit=2").await.unwrap().status(), 200);
+    assert_eq!(get("/v0/pipes/user_activity.json").await.unwrap().status(), 400);
+    assert_eq!(get("/v0/pipes/top_pages.pipe").await.unwrap().status(), 200, "not an endpoint call: not logged");
+    let (status, _) = s.sql("SELECT 1 AS one FORMAT JSON").await;
+    assert_eq!(status, 200);
+    let q = "SELECT pipe_name, status_code, error, result_rows, read_rows, method, url FROM tinybird.pipe_stats_rt \
+             WHERE pipe_name != 'query_api' OR result_rows = 1 ORDER BY start_datetime, pipe_name FORMAT JSON";
+    let mut rows = Value::Null;
+    for _ in 0..50 {
+        let (status, v) = s.sql(q).await;
+        assert_eq!(status, 200, "{v}");
+        if v["rows"].as_u64() >= Some(3) {
+            rows = v["data"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = rows.as_array().expect("three usage rows within 5 s").clone();
+    let by_pipe = |name: &str| rows.iter().find(|r| r["pipe_name"] == name).cloned().unwrap();
+    let top = by_pipe("top_pages");
+    assert_eq!(
+        (top["status_code"].clone(), top["error"].clone(), top["result_rows"].clone()),
+        (json!(200), json!(0), json!(2))
+    );
+    assert!(top["read_rows"].as_u64().unwrap() >= 5);
+    assert_eq!(top["method"], "GET");
+    assert_eq!(top["url"], "/v0/pipes/top_pages.json?org=acme&limit=2");
+    let failed = by_pipe("user_activity");
+    assert_eq!((failed["status_code"].clone(), failed["error"].clone()), (json!(400), json!(1)));
+    assert_eq!(by_pipe("query_api")["result_rows"], 1);
+    let r = s.client.get(s.url("/v0/pipes/top_pages.json?token=p.test-admin-token")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut redacted = Value::Null;
+    for _ in 0..50 {
+        let (_, v) = s.sql("SELECT url FROM tinybird.pipe_stats_rt WHERE url LIKE '%token=%' FORMAT JSON").await;
+        if v["rows"] == 1 {
+            redacted = v["data"][0]["url"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(redacted, "/v0/pipes/top_pages.json?token=REDACTED", "tokens are never logged");
+    s.stop().await;
+}
