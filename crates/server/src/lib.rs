@@ -7,6 +7,7 @@ pub mod error;
 pub mod format;
 mod infer;
 pub mod limits;
+pub mod metrics;
 mod routes;
 pub mod usage;
 
@@ -60,6 +61,8 @@ pub struct AppState {
     pub events_limit: Option<limits::Gcra>,
     /// The usage log's queue.
     pub usage: usage::UsageLog,
+    /// Operator metrics (`GET /metrics`).
+    pub metrics: metrics::Metrics,
 }
 
 /// How long a write waits for buffers to drain before it is refused with 503.
@@ -108,6 +111,7 @@ impl Application {
             config,
             jobs: std::sync::Mutex::new(Default::default()),
             usage,
+            metrics: metrics::Metrics::new(),
         };
         Ok(Application { listener, state: Arc::new(state), usage_rx: Some(usage_rx) })
     }
@@ -174,7 +178,7 @@ async fn flush_loop(state: Arc<AppState>) {
             match tokio::task::spawn_blocking(move || ws.store().maintain(now, MAX_PARTS_PER_PARTITION)).await {
                 Ok(Err(e)) => tracing::error!(error = %e, "maintenance failed"),
                 Err(e) => tracing::error!(error = %e, "maintenance panicked"),
-                Ok(Ok(_)) => {}
+                Ok(Ok(changed)) => state.metrics.compactions.inc_by(changed as u64),
             }
         }
         let buffered = ws.store().buffered_bytes();

@@ -244,6 +244,7 @@ async fn append_rows(
     }
     .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
     .map_err(|e| ApiError::engine(&e, false))?;
+    state.metrics.ingested(name, ingested.successful_rows, ingested.quarantined_rows);
     let mut info_json = info(state, name, &ds);
     if let Some(o) = info_json.as_object_mut() {
         o.remove("schema");

@@ -36,6 +36,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/pipes", get(pipes::list))
         .route("/v0/pipes/{file}", get(pipes::get).post(pipes::post).delete(pipes::delete))
         .route("/v1/pipes/{file}", get(pipes::get))
+        .route("/metrics", get(crate::metrics::metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::metrics::observe))
         .layer(middleware::from_fn(cors_and_request_id))
         .layer(middleware::from_fn_with_state(state.clone(), crate::usage::record))
         .with_state(state)

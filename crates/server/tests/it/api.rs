@@ -970,3 +970,35 @@ async fn every_endpoint_and_sql_request_lands_in_the_usage_log() {
     assert_eq!(redacted, "/v0/pipes/top_pages.json?token=REDACTED", "tokens are never logged");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_requests_rows_and_the_wal() {
+    let s = with_pipes("metrics").await;
+    s.client.get(s.url("/v0/pipes/top_pages.json?org=acme")).bearer_auth(TOKEN).send().await.unwrap();
+    s.client.get(s.url("/v0/pipes/nope.json")).bearer_auth(TOKEN).send().await.unwrap();
+    let r = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 403, "operators' metrics need the admin token");
+    let r = s.client.get(s.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let text = r.text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    assert_eq!(value("aviary_http_requests_total{method=\"GET\",route=\"/v0/pipes/{file}\",status=\"200\"}"), 1.0);
+    assert_eq!(value("aviary_http_requests_total{method=\"GET\",route=\"/v0/pipes/{file}\",status=\"404\"}"), 1.0);
+    assert_eq!(value("aviary_rows_ingested_total{datasource=\"events\"}"), 5.0);
+    assert_eq!(value("aviary_rows_quarantined_total{datasource=\"events\"}"), 3.0);
+    assert!(value("aviary_wal_syncs_total") >= 1.0);
+    assert_eq!(value("aviary_query_duration_seconds_count{api=\"pipe\"}"), 2.0);
+    assert!(
+        text.contains("aviary_buffered_bytes")
+            && text.contains("aviary_parts")
+            && text.contains("aviary_compactions_total")
+    );
+    s.stop().await;
+}
