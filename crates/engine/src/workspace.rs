@@ -676,6 +676,33 @@ impl Workspace {
 
     /// Runs a read query over the workspace's tables.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        let prepared = self.prepare(sql).await?;
+        let Prepared { ctx, df, memory_rows, memory_bytes, ignored_settings } = prepared;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let physical = df.create_physical_plan().await.map_err(|e| Error::Query(e.to_string()))?;
+        let batches = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx())
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?;
+        // What the Parquet scans read after pruning, plus every row held in memory.
+        let (parquet_rows, parquet_bytes) = scanned(physical.as_ref());
+        let (rows_read, bytes_read) = (parquet_rows + memory_rows, parquet_bytes + memory_bytes);
+        Ok(QueryOutput { schema, batches, rows_read, bytes_read, ignored_settings })
+    }
+
+    /// The columns a query would return, without running it.
+    pub async fn result_schema(&self, sql: &str) -> Result<arrow_schema::SchemaRef> {
+        let prepared = self.prepare(sql).await?;
+        Ok(Arc::new(prepared.df.schema().as_arrow().clone()))
+    }
+
+    /// The columns pipe `name`'s endpoint returns with no parameters, if it renders and plans so.
+    pub async fn endpoint_schema(&self, name: &str) -> Option<arrow_schema::SchemaRef> {
+        let rendered = self.pipes.render_endpoint(name, &template::Params::default()).ok()?;
+        self.result_schema(&rendered.sql).await.ok()
+    }
+
+    /// Translates and plans a query over snapshots of the tables it names.
+    async fn prepare(&self, sql: &str) -> Result<Prepared> {
         let translated = crate::dialect::translate(sql).map_err(|e| Error::Query(e.to_string()))?;
         let mut config = SessionConfig::new().with_information_schema(false).with_target_partitions(2);
         // ClickHouse identifiers are case-sensitive.
@@ -701,15 +728,7 @@ impl Workspace {
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(translated.statement));
         let plan = ctx.state().statement_to_plan(statement).await.map_err(|e| Error::Query(e.to_string()))?;
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| Error::Query(e.to_string()))?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let physical = df.create_physical_plan().await.map_err(|e| Error::Query(e.to_string()))?;
-        let batches = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx())
-            .await
-            .map_err(|e| Error::Query(e.to_string()))?;
-        // What the Parquet scans read after pruning, plus every row held in memory.
-        let (parquet_rows, parquet_bytes) = scanned(physical.as_ref());
-        let (rows_read, bytes_read) = (parquet_rows + memory_rows, parquet_bytes + memory_bytes);
-        Ok(QueryOutput { schema, batches, rows_read, bytes_read, ignored_settings: translated.ignored_settings })
+        Ok(Prepared { ctx, df, memory_rows, memory_bytes, ignored_settings: translated.ignored_settings })
     }
 
     /// Writes buffered rows to Parquet.
@@ -721,6 +740,15 @@ impl Workspace {
     pub fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// A planned query.
+struct Prepared {
+    ctx: SessionContext,
+    df: datafusion::dataframe::DataFrame,
+    memory_rows: u64,
+    memory_bytes: u64,
+    ignored_settings: Vec<String>,
 }
 
 /// A pipe request's result.

@@ -8,6 +8,7 @@ pub mod format;
 mod infer;
 pub mod limits;
 pub mod metrics;
+mod openapi;
 mod routes;
 pub mod usage;
 

@@ -95,3 +95,46 @@ fn python_sdks_read_pipe_endpoints() {
         })
     );
 }
+
+#[test]
+fn openapi_document_passes_a_real_validator() {
+    let python = std::env::var("AVIARY_REF_PYTHON")
+        .expect("AVIARY_REF_PYTHON must name a Python with openapi-spec-validator (scripts/test sets it up)");
+    let dir = std::env::temp_dir().join(format!("aviary-openapi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let project = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web-analytics");
+    let server = start(&dir.join("data"), "p.openapi-admin", &["--project", project]);
+    let doc: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/v0/pipes/openapi.json", server.url))
+        .bearer_auth("p.openapi-admin")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    drop(server);
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let out = Command::new(python).args(["-m", "openapi_spec_validator"]).arg(&file).output().expect("python runs");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the document: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = &doc["paths"]["/pipes/top_pages.json"]["get"];
+    let names: Vec<&str> = get["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["org", "user", "date_from", "date_to", "limit"]);
+    assert_eq!(
+        get["parameters"][4]["schema"],
+        serde_json::json!({"type": "integer", "format": "int32", "default": 10})
+    );
+    assert_eq!(get["parameters"][0]["description"], "Organization slug");
+    let columns =
+        &get["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"]["items"]["properties"];
+    assert_eq!(
+        columns,
+        &serde_json::json!({"path": {"type": "string"}, "views": {"type": "integer"}, "visitors": {"type": "integer"}})
+    );
+    assert!(doc["paths"].get("/pipes/kpis.csv").is_some() && doc["paths"].get("/pipes/user_activity.ndjson").is_some());
+}

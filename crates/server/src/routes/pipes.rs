@@ -49,6 +49,12 @@ pub(crate) async fn get(
     headers: HeaderMap,
 ) -> Response {
     let query = pairs(raw.as_deref());
+    if file == "openapi.json" {
+        if let Err(e) = admin(&state, &query, &headers) {
+            return e.into_response();
+        }
+        return super::json_response(StatusCode::OK, &crate::openapi::document(&state).await);
+    }
     let result = match file.rsplit_once('.') {
         Some((name, "pipe")) => datafile(&state, name, &query, &headers),
         Some((name, ext)) => endpoint(&state, name, ext, query, &headers, None).await,
