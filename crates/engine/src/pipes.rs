@@ -143,6 +143,20 @@ impl Pipes {
         warnings: &mut Vec<String>,
         depth: usize,
     ) -> Result<String, PipeError> {
+        let (ctes, body) = self.parts(pipe, at, params, warnings, depth)?;
+        Ok(with_ctes(&ctes, &body))
+    }
+
+    /// Node `at` of `pipe` as CTEs (`name AS (…)`: pipes read as tables, then the nodes before
+    /// it) and its own rendered SQL.
+    fn parts(
+        &self,
+        pipe: &Pipe,
+        at: usize,
+        params: &template::Params,
+        warnings: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<(Vec<String>, String), PipeError> {
         if depth > 32 {
             return Err(PipeError::TooDeep(pipe.name.clone()));
         }
@@ -172,22 +186,40 @@ impl Pipes {
                 named.push(table);
             }
         }
-        let Some((last, earlier)) = rendered.split_last() else { return Ok(String::new()) };
+        let Some((last, earlier)) = rendered.split_last() else { return Ok((ctes, String::new())) };
         for (name, sql) in earlier {
             ctes.push(format!("`{name}` AS ({})", strip_format(sql)));
         }
-        let body = strip_format(&last.1);
-        if ctes.is_empty() {
-            return Ok(body.to_string());
-        }
-        let trimmed = body.trim_start();
-        let head = trimmed.get(..4).unwrap_or_default();
-        let rest_starts_with_space = trimmed[4.min(trimmed.len())..].starts_with(char::is_whitespace);
-        Ok(if head.eq_ignore_ascii_case("WITH") && rest_starts_with_space {
-            format!("WITH {}, {}", ctes.join(", "), trimmed[4..].trim_start())
-        } else {
-            format!("WITH {} {trimmed}", ctes.join(", "))
-        })
+        Ok((ctes, strip_format(&last.1).to_string()))
+    }
+
+    /// Every node of pipe `name` as CTEs (`name AS (…)`, with the pipes they read before them)
+    /// and `_` for its result: what the SQL API's `pipeline=` makes readable.
+    pub fn pipeline_ctes(&self, name: &str, params: &template::Params) -> Result<Vec<String>, PipeError> {
+        let stored = self.get(name).ok_or_else(|| PipeError::NotFound(name.to_string()))?;
+        let pipe = &stored.pipe;
+        let mut warnings = Vec::new();
+        let last = pipe.nodes.len() - 1;
+        let (mut ctes, body) = self.parts(pipe, last, params, &mut warnings, 0)?;
+        ctes.push(format!("`{}` AS ({body})", pipe.nodes[last].name));
+        let output = pipe.output_node().map_or(pipe.nodes[last].name.as_str(), |n| n.name.as_str());
+        ctes.push(format!("`_` AS (SELECT * FROM `{output}`)"));
+        Ok(ctes)
+    }
+}
+
+/// `body` with `ctes` (`name AS (…)`) in front, merged into its own `WITH` if it has one.
+pub fn with_ctes(ctes: &[String], body: &str) -> String {
+    if ctes.is_empty() {
+        return body.to_string();
+    }
+    let trimmed = body.trim_start();
+    let head = trimmed.get(..4).unwrap_or_default();
+    let rest_starts_with_space = trimmed[4.min(trimmed.len())..].starts_with(char::is_whitespace);
+    if head.eq_ignore_ascii_case("WITH") && rest_starts_with_space {
+        format!("WITH {}, {}", ctes.join(", "), trimmed[4..].trim_start())
+    } else {
+        format!("WITH {} {trimmed}", ctes.join(", "))
     }
 }
 

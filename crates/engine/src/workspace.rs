@@ -410,6 +410,35 @@ impl Workspace {
         &self.pipes
     }
 
+    /// Runs SQL API text: pipes named as tables are their endpoint's result rendered with
+    /// `params`, and with `pipeline` that pipe's nodes (and `_`, its result) are tables too.
+    pub async fn sql_with_pipes(
+        &self,
+        sql: &str,
+        params: &template::Params,
+        pipeline: Option<&str>,
+    ) -> Result<QueryOutput> {
+        let mut ctes = Vec::new();
+        let mut named: Vec<String> = Vec::new();
+        if let Some(p) = pipeline {
+            ctes = self.pipes.pipeline_ctes(p, params)?;
+            if let Some(stored) = self.pipes.get(p) {
+                named.extend(stored.pipe.nodes.iter().map(|n| n.name.clone()));
+            }
+            named.push("_".into());
+        }
+        for table in datafiles::table_references(sql) {
+            if named.contains(&table) || self.entry(&table).is_ok() || self.pipes.get(&table).is_none() {
+                continue;
+            }
+            let mut warnings = Vec::new();
+            let text = self.pipes.render_as_table(&table, params, &mut warnings, 0)?;
+            ctes.push(format!("`{table}` AS ({text})"));
+            named.push(table);
+        }
+        self.sql(&crate::pipes::with_ctes(&ctes, sql)).await
+    }
+
     /// Runs pipe `name`'s endpoint with `params`; with `q`, runs `q` over its result (the
     /// result is the table `_`, also reachable by the pipe's name).
     pub async fn query_pipe(&self, name: &str, params: &template::Params, q: Option<&str>) -> Result<PipeOutput> {

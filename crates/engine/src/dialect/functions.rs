@@ -22,7 +22,7 @@ const TEMPLATES: &[(&str, Option<usize>, &str)] = &[
     // Aggregates.
     ("count", Some(0), "CAST(count(*) AS BIGINT UNSIGNED)"),
     ("countIf", Some(1), "CAST(count(*) FILTER (WHERE $1) AS BIGINT UNSIGNED)"),
-    ("sumIf", Some(2), "coalesce(sum($1) FILTER (WHERE $2), 0)"),
+    ("sumIf", Some(2), "ch_zero_if_null(sum($1) FILTER (WHERE $2))"),
     ("avgIf", Some(2), "avg($1) FILTER (WHERE $2)"),
     ("minIf", Some(2), "min($1) FILTER (WHERE $2)"),
     ("maxIf", Some(2), "max($1) FILTER (WHERE $2)"),
@@ -40,7 +40,7 @@ const TEMPLATES: &[(&str, Option<usize>, &str)] = &[
     ("groupUniqArray", Some(1), "coalesce(array_agg(DISTINCT $1) FILTER (WHERE $1 IS NOT NULL), make_array())"),
     ("median", Some(1), "percentile_cont($1, 0.5)"),
     ("medianExact", Some(1), "percentile_cont($1, 0.5)"),
-    ("sum", Some(1), "coalesce(sum($1), 0)"),
+    ("sum", Some(1), "ch_zero_if_null(sum($1))"),
     // Dates and times (timestamps are UTC).
     ("toStartOfSecond", Some(1), "date_trunc('second', $1)"),
     ("toStartOfMinute", Some(1), "ch_to_datetime(date_trunc('minute', $1))"),
@@ -257,6 +257,7 @@ const GENERATED: &[&str] = &[
     "ch_to_date",
     "ch_to_date_or_null",
     "ch_length",
+    "ch_zero_if_null",
     "ch_json_extract_string",
     "ch_json_extract_int",
     "ch_json_extract_float",

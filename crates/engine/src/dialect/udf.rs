@@ -78,6 +78,7 @@ pub fn register(ctx: &SessionContext) {
     for f in [
         udf("ch_to_string", Some(1), |_| Ok(DataType::Utf8), to_string),
         udf("ch_length", Some(1), |_| Ok(DataType::UInt64), length),
+        udf("ch_zero_if_null", Some(1), |t| Ok(t[0].clone()), zero_if_null),
         udf("ch_to_date", Some(1), |_| Ok(DataType::Date32), |a, _| to_date(a, false)),
         udf("ch_to_date_or_null", Some(1), |_| Ok(DataType::Date32), |a, _| to_date(a, true)),
         udf("ch_to_datetime", Some(1), utc_seconds, to_datetime),
@@ -118,6 +119,18 @@ fn to_string(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
         return Ok(Arc::new(b.finish()));
     }
     Ok(arrow_cast::cast(a, &DataType::Utf8)?)
+}
+
+/// NULLs as the zero of the argument's own type (ClickHouse's `sum` over no rows is 0, and the
+/// type must not widen as `coalesce(x, 0)` would).
+fn zero_if_null(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    if a.null_count() == 0 {
+        return Ok(a.clone());
+    }
+    let zero = arrow_cast::cast(&arrow_array::Int64Array::from(vec![0]), a.data_type())?;
+    let present = arrow_array::BooleanArray::from_iter((0..a.len()).map(|i| Some(a.is_valid(i))));
+    Ok(arrow_select::zip::zip(&present, a, &arrow_array::Scalar::new(zero))?)
 }
 
 /// Bytes of a string, elements of an array or map.

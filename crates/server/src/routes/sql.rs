@@ -151,14 +151,14 @@ async fn run(
     let Some(q) = q.filter(|q| !q.trim().is_empty()) else {
         return Err(ApiError::json(StatusCode::BAD_REQUEST, "missing q parameter. example q=select%201"));
     };
+    let params: template::Params = query
+        .iter()
+        .filter(|(k, _)| !RESERVED.contains(&k.as_str()) && !k.starts_with("output_format_"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let sql = match template::strip_activation(&q) {
         Some(body) => {
             let t = template::Template::parse(body).map_err(|e| template_error(&state, &e))?;
-            let params: template::Params = query
-                .iter()
-                .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
             t.render(&params).map_err(|e| template_error(&state, &e))?.sql
         }
         None => q,
@@ -174,9 +174,17 @@ async fn run(
         return Err(ApiError::json(StatusCode::BAD_REQUEST, "Only SELECT queries are allowed in the SQL API"));
     }
     let started = Instant::now();
-    let (ws, text) = (state.workspace.clone(), sql.clone());
-    let out =
-        super::limited(&state, async move { ws.sql(&text).await.map_err(|e| ApiError::engine(&e, false)) }).await?;
+    let (st, text, pipeline) = (state.clone(), sql.clone(), query.get("pipeline").cloned());
+    let run = async move {
+        st.workspace.sql_with_pipes(&text, &params, pipeline.as_deref()).await.map_err(|e| match e {
+            engine::Error::Pipe(engine::pipes::PipeError::Template(t)) => template_error(&st, &t),
+            engine::Error::Pipe(p @ engine::pipes::PipeError::NotFound(_)) => {
+                ApiError::json(StatusCode::NOT_FOUND, p.to_string())
+            }
+            other => ApiError::engine(&other, false),
+        })
+    };
+    let out = super::limited(&state, run).await?;
     let stats =
         Statistics { elapsed: started.elapsed().as_secs_f64(), rows_read: out.rows_read, bytes_read: out.bytes_read };
     let limited = sql.to_ascii_uppercase().split_whitespace().any(|w| w == "LIMIT");

@@ -1002,3 +1002,39 @@ async fn metrics_count_requests_rows_and_the_wal() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn sql_reads_pipes_as_tables_and_pipeline_nodes() {
+    let s = with_pipes("sql-pipes").await;
+    let get = |q: &str, extra: &[(&str, &str)]| {
+        let mut args = vec![("q", q.to_string())];
+        args.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        s.client.get(s.url("/v0/sql")).query(&args).bearer_auth(TOKEN).send()
+    };
+    // A pipe as a table, rendered with the request's parameters.
+    let v: Value = get("SELECT sum(views) AS v FROM top_pages FORMAT JSON", &[("org", "acme")])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"], json!([{"v": 3}]));
+    // pipeline=: its nodes and `_` are tables.
+    let v: Value = get("SELECT count() AS c FROM scoped FORMAT JSON", &[("pipeline", "top_pages"), ("org", "globex")])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"], json!([{"c": 1}]), "globex page views in the scoped node: {v}");
+    let v: Value = get("SELECT path FROM _ ORDER BY path FORMAT JSON", &[("pipeline", "top_pages")])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"], json!([{"path": "/"}, {"path": "/docs"}, {"path": "/pricing"}]));
+    let r = get("SELECT 1 FROM _ FORMAT JSON", &[("pipeline", "nope")]).await.unwrap();
+    assert_eq!(r.status(), 404);
+    s.stop().await;
+}
