@@ -115,7 +115,8 @@ impl Pipes {
             .position(|n| n.kind == NodeKind::Endpoint)
             .ok_or_else(|| PipeError::NoEndpoint(name.to_string()))?;
         let mut out = RenderedPipe::default();
-        out.sql = self.compose(&stored.pipe, at, params, &mut out.warnings, 0)?;
+        let (ctes, body) = self.parts(&stored.pipe, at, params, &mut out.warnings, 0)?;
+        out.sql = with_ctes(&ctes, &body);
         Ok(out)
     }
 
@@ -130,19 +131,6 @@ impl Pipes {
         let stored = self.get(name).ok_or_else(|| PipeError::NotFound(name.to_string()))?;
         let pipe = &stored.pipe;
         let at = pipe.nodes.iter().position(|n| n.kind == NodeKind::Endpoint).unwrap_or(pipe.nodes.len() - 1);
-        self.compose(pipe, at, params, warnings, depth)
-    }
-
-    /// Node `at` of `pipe` as one query: the nodes before it it reads, and the pipes any of
-    /// them read, as CTEs.
-    fn compose(
-        &self,
-        pipe: &Pipe,
-        at: usize,
-        params: &template::Params,
-        warnings: &mut Vec<String>,
-        depth: usize,
-    ) -> Result<String, PipeError> {
         let (ctes, body) = self.parts(pipe, at, params, warnings, depth)?;
         Ok(with_ctes(&ctes, &body))
     }
