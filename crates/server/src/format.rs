@@ -27,6 +27,21 @@ pub enum Format {
     TsvWithNames,
     /// `Parquet`.
     Parquet,
+    /// Prometheus text exposition (spec §10.6).
+    Prometheus,
+}
+
+/// The `output_format_*` request flags (spec §10.3).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `output_format_json_quote_64bit_integers=1`: 64-bit integers as JSON strings.
+    pub quote_64bit_integers: bool,
+    /// `output_format_json_quote_denormals=1`: NaN and infinities as `"nan"`, `"inf"`, `"-inf"`
+    /// (otherwise `null`).
+    pub quote_denormals: bool,
+    /// `output_format_parquet_string_as_string=1`: Parquet strings annotated as strings
+    /// (otherwise plain binary, as ClickHouse writes them).
+    pub parquet_string_as_string: bool,
 }
 
 impl Format {
@@ -40,8 +55,18 @@ impl Format {
             "TSV" | "TabSeparated" => Format::Tsv,
             "TSVWithNames" | "TabSeparatedWithNames" => Format::TsvWithNames,
             "Parquet" => Format::Parquet,
+            "Prometheus" => Format::Prometheus,
             _ => return None,
         })
+    }
+
+    /// The status of a result this format cannot encode: the rows' fault for Prometheus
+    /// (wrong columns or order), the server's otherwise.
+    pub fn error_status(self) -> axum::http::StatusCode {
+        match self {
+            Format::Prometheus => axum::http::StatusCode::BAD_REQUEST,
+            _ => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
     /// The response's `Content-Type`.
@@ -52,6 +77,19 @@ impl Format {
             Format::Csv | Format::CsvWithNames => "text/csv; charset=utf-8",
             Format::Tsv | Format::TsvWithNames => "text/tab-separated-values; charset=utf-8",
             Format::Parquet => "application/octet-stream",
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+impl Options {
+    /// The flags as a request sets them (`1` is on; validation happens earlier).
+    pub fn from_request(get: impl Fn(&str) -> Option<String>) -> Options {
+        let on = |k: &str| get(k).is_some_and(|v| v == "1");
+        Options {
+            quote_64bit_integers: on("output_format_json_quote_64bit_integers"),
+            quote_denormals: on("output_format_json_quote_denormals"),
+            parquet_string_as_string: on("output_format_parquet_string_as_string"),
         }
     }
 }
@@ -286,9 +324,31 @@ pub fn encode(
     batches: &[RecordBatch],
     stats: Statistics,
     limited: bool,
+    options: Options,
 ) -> Result<Vec<u8>, String> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let json_value = |c: &ArrayRef, i: usize| -> Json {
+        let v = json_value(c, i);
+        match c.data_type() {
+            DataType::Int64 | DataType::UInt64 if options.quote_64bit_integers && v.is_number() => {
+                Json::String(v.to_string())
+            }
+            DataType::Float32 | DataType::Float64 if options.quote_denormals && v.is_null() && c.is_valid(i) => {
+                let f = arrow_cast::cast(c, &DataType::Float64)
+                    .map(|a| a.as_primitive::<arrow_array::types::Float64Type>().value(i))
+                    .unwrap_or(f64::NAN);
+                Json::String(if f.is_nan() {
+                    "nan".into()
+                } else if f > 0.0 {
+                    "inf".into()
+                } else {
+                    "-inf".into()
+                })
+            }
+            _ => v,
+        }
+    };
     match format {
         Format::Json => {
             let meta: Vec<Json> = schema
@@ -366,21 +426,123 @@ pub fn encode(
             Ok(out.into_bytes())
         }
         Format::Parquet => {
+            // ClickHouse writes String columns as plain binary unless asked for strings.
+            let to_binary = |t: &DataType| !options.parquet_string_as_string && matches!(t, DataType::Utf8);
+            let fields: Vec<arrow_schema::Field> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let t = if to_binary(f.data_type()) { DataType::Binary } else { f.data_type().clone() };
+                    f.as_ref().clone().with_data_type(t)
+                })
+                .collect();
+            let out_schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
             let mut out = Vec::new();
             let mut w =
-                parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), None).map_err(|e| e.to_string())?;
+                parquet::arrow::ArrowWriter::try_new(&mut out, out_schema.clone(), None).map_err(|e| e.to_string())?;
             for b in batches {
-                w.write(b).map_err(|e| e.to_string())?;
+                let columns = b
+                    .columns()
+                    .iter()
+                    .zip(out_schema.fields())
+                    .map(|(c, f)| arrow_cast::cast(c, f.data_type()).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let b = RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| e.to_string())?;
+                w.write(&b).map_err(|e| e.to_string())?;
             }
             w.close().map_err(|e| e.to_string())?;
             Ok(out)
         }
+        Format::Prometheus => prometheus(schema, batches),
     }
+}
+
+/// Rows `name`, `value`[, `help`, `timestamp`, `type`, `labels`] as Prometheus text: one
+/// `# HELP`/`# TYPE` per metric, rows of one metric together.
+fn prometheus(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, String> {
+    let index = |n: &str| schema.fields().iter().position(|f| f.name() == n);
+    let (Some(name_at), Some(value_at)) = (index("name"), index("value")) else {
+        return Err("Prometheus format requires the columns 'name' and 'value'".into());
+    };
+    let mut out = String::new();
+    let mut done: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            let text = |at: Option<usize>| at.and_then(|a| text_value(b.column(a), i)).filter(|s| !s.is_empty());
+            let name = text(Some(name_at)).ok_or("Prometheus format requires a name on every row")?;
+            if name != current {
+                if done.contains(&name) {
+                    return Err("Prometheus format requires rows sorted by name".into());
+                }
+                if let Some(help) = text(index("help")) {
+                    let _ = writeln!(out, "# HELP {name} {}", help.replace('\\', "\\\\").replace('\n', "\\n"));
+                }
+                if let Some(kind) = text(index("type")) {
+                    let _ = writeln!(out, "# TYPE {name} {kind}");
+                }
+                done.push(name.clone());
+                current = name.clone();
+            }
+            let labels = match index("labels").map(|a| json_value(b.column(a), i)) {
+                Some(Json::Object(m)) if !m.is_empty() => {
+                    let pairs: Vec<String> = m
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                            format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+                        })
+                        .collect();
+                    format!("{{{}}}", pairs.join(","))
+                }
+                _ => String::new(),
+            };
+            let value = text(Some(value_at)).unwrap_or_else(|| "NaN".into());
+            match text(index("timestamp")) {
+                Some(ts) => {
+                    let _ = writeln!(out, "{name}{labels} {value} {ts}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}{labels} {value}");
+                }
+            }
+        }
+    }
+    Ok(out.into_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prometheus_with_labels_timestamps_and_the_order_rule() {
+        use arrow_array::builder::{MapBuilder, StringBuilder};
+        use arrow_array::{Float64Array, Int64Array, StringArray};
+        let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for (k, v) in [("org", "acme"), ("org", "glo\"bex"), ("", "")] {
+            if !k.is_empty() {
+                labels.keys().append_value(k);
+                labels.values().append_value(v);
+            }
+            labels.append(true).unwrap();
+        }
+        let batch = |names: Vec<&str>| {
+            RecordBatch::try_from_iter(vec![
+                ("name", std::sync::Arc::new(StringArray::from(names)) as ArrayRef),
+                ("value", std::sync::Arc::new(Float64Array::from(vec![1.5, 2.0, 3.0])) as ArrayRef),
+                ("timestamp", std::sync::Arc::new(Int64Array::from(vec![10, 20, 30])) as ArrayRef),
+                ("labels", std::sync::Arc::new(labels.finish_cloned()) as ArrayRef),
+            ])
+            .unwrap()
+        };
+        let ok = batch(vec!["a", "a", "b"]);
+        let out = String::from_utf8(prometheus(&ok.schema(), std::slice::from_ref(&ok)).unwrap()).unwrap();
+        assert_eq!(out, "a{org=\"acme\"} 1.5 10\na{org=\"glo\\\"bex\"} 2.0 20\nb 3.0 30\n");
+        let unsorted = batch(vec!["a", "b", "a"]);
+        let err = prometheus(&unsorted.schema(), std::slice::from_ref(&unsorted)).unwrap_err();
+        assert_eq!(err, "Prometheus format requires rows sorted by name");
+    }
 
     #[test]
     fn texts() {

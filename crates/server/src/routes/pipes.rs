@@ -98,6 +98,7 @@ async fn endpoint(
         "csv" | "csvwithnames" => Format::CsvWithNames,
         "ndjson" => Format::JsonEachRow,
         "parquet" => Format::Parquet,
+        "prometheus" => Format::Prometheus,
         other => {
             return Err(error(
                 StatusCode::BAD_REQUEST,
@@ -193,6 +194,7 @@ async fn endpoint(
             format!("Invalid value '{v}' for 'max_threads', it must be an integer >= 1"),
         ));
     }
+    let options = format::Options::from_request(&lookup);
     let q = lookup("q");
     if let Some(q) = &q {
         if q.len() > MAX_Q {
@@ -229,8 +231,8 @@ async fn endpoint(
         bytes_read: out.output.bytes_read,
     };
     let limited = out.sql.to_ascii_uppercase().split_whitespace().any(|w| w == "LIMIT");
-    let body = format::encode(format, &out.output.schema, &out.output.batches, stats, limited)
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let body = format::encode(format, &out.output.schema, &out.output.batches, stats, limited, options)
+        .map_err(|e| error(format.error_status(), e))?;
     super::within_result_limit(state, &body)?;
     let mut r = (StatusCode::OK, body).into_response();
     r.extensions_mut().insert(crate::usage::Served {
@@ -244,6 +246,7 @@ async fn endpoint(
         Format::CsvWithNames => "text/csv; charset=utf-8",
         Format::JsonEachRow => "application/x-ndjson",
         Format::Parquet => "application/vnd.apache.parquet",
+        Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
         _ => "application/json",
     };
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

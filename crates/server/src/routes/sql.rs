@@ -188,8 +188,9 @@ async fn run(
     let stats =
         Statistics { elapsed: started.elapsed().as_secs_f64(), rows_read: out.rows_read, bytes_read: out.bytes_read };
     let limited = sql.to_ascii_uppercase().split_whitespace().any(|w| w == "LIMIT");
-    let body = format::encode(format, &out.schema, &out.batches, stats, limited)
-        .map_err(|e| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let options = format::Options::from_request(|k| query.get(k).cloned());
+    let body = format::encode(format, &out.schema, &out.batches, stats, limited, options)
+        .map_err(|e| ApiError::json(format.error_status(), e))?;
     super::within_result_limit(&state, &body)?;
     let mut r = (StatusCode::OK, body).into_response();
     r.extensions_mut().insert(crate::usage::Served {

@@ -1038,3 +1038,47 @@ async fn sql_reads_pipes_as_tables_and_pipeline_nodes() {
     assert_eq!(r.status(), 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn prometheus_and_output_flags() {
+    let s = with_pipes("prometheus").await;
+    let metric = json!({"name": "views_metric", "nodes": [{"name": "endpoint", "type": "endpoint",
+        "sql": "SELECT 'page_views' AS name, count() AS value, 'Page views, all orgs' AS help, 'counter' AS type FROM events"}]});
+    let r = s.client.post(s.url("/v0/pipes")).bearer_auth(TOKEN).json(&metric).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = s.client.get(s.url("/v0/pipes/views_metric.prometheus")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "# HELP page_views Page views, all orgs\n# TYPE page_views counter\npage_views 5\n"
+    );
+    let r = s.client.get(s.url("/v0/pipes/top_pages.prometheus")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 400, "no name/value columns");
+    let v: Value = s
+        .client
+        .get(s.url("/v0/pipes/top_pages.json?limit=1&output_format_json_quote_64bit_integers=1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"], json!([{"path": "/", "views": "2", "visitors": "2"}]), "UInt64 quoted on request");
+    for (flag, expected) in [("0", arrow_schema::DataType::Binary), ("1", arrow_schema::DataType::Utf8)] {
+        let bytes = s
+            .client
+            .get(s.url(&format!("/v0/pipes/top_pages.parquet?output_format_parquet_string_as_string={flag}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        assert_eq!(reader.schema().field(0).data_type(), &expected, "string_as_string={flag}");
+    }
+    s.stop().await;
+}
