@@ -194,7 +194,7 @@ async fn endpoint(
             format!("Invalid value '{v}' for 'max_threads', it must be an integer >= 1"),
         ));
     }
-    let options = format::Options::from_request(&lookup);
+    let options = format::Options::from_request(lookup);
     let q = lookup("q");
     if let Some(q) = &q {
         if q.len() > MAX_Q {

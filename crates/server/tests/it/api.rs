@@ -82,6 +82,12 @@ impl Server {
         (r.status(), r.text().await.unwrap())
     }
 
+    /// The body of an authenticated GET.
+    async fn bytes(&self, path: &str, query: &[(&str, &str)]) -> axum::body::Bytes {
+        let r = self.client.get(self.url(path)).query(query).bearer_auth(TOKEN).send().await.unwrap();
+        r.bytes().await.unwrap()
+    }
+
     /// Posts `content` as the multipart file field `field` (as the SDKs send appends).
     async fn multipart(&self, path: &str, field: &str, content: &str) -> reqwest::Response {
         let boundary = "XaviaryX";
@@ -429,17 +435,7 @@ async fn replace_parquet_and_delete_by_condition() {
     let s = Server::start("replace").await;
     s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
     // Export as Parquet through the SQL API, then load it into a copy of the data source.
-    let parquet = s
-        .client
-        .get(s.url("/v0/sql"))
-        .query(&[("q", "SELECT * FROM events FORMAT Parquet")])
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let parquet = s.bytes("/v0/sql", &[("q", "SELECT * FROM events FORMAT Parquet")]).await;
     assert_eq!(&parquet[..4], b"PAR1");
     let r = s
         .client
@@ -1067,16 +1063,7 @@ async fn prometheus_and_output_flags() {
         .unwrap();
     assert_eq!(v["data"], json!([{"path": "/", "views": "2", "visitors": "2"}]), "UInt64 quoted on request");
     for (flag, expected) in [("0", arrow_schema::DataType::Binary), ("1", arrow_schema::DataType::Utf8)] {
-        let bytes = s
-            .client
-            .get(s.url(&format!("/v0/pipes/top_pages.parquet?output_format_parquet_string_as_string={flag}")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = s.bytes("/v0/pipes/top_pages.parquet", &[("output_format_parquet_string_as_string", flag)]).await;
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
         assert_eq!(reader.schema().field(0).data_type(), &expected, "string_as_string={flag}");
     }
