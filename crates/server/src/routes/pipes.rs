@@ -422,6 +422,13 @@ fn datafile_text(spec: &Json) -> Result<String, ApiError> {
     if let Some(d) = spec["description"].as_str().filter(|d| !d.is_empty()) {
         text.push_str(&format!("DESCRIPTION >\n    {}\n\n", d.replace('\n', "\n    ")));
     }
+    for t in spec["tokens"].as_array().into_iter().flatten().filter_map(Json::as_str) {
+        text.push_str(&format!("TOKEN \"{}\" READ\n", t.replace('"', "")));
+    }
+    let tags: Vec<&str> = spec["tags"].as_array().into_iter().flatten().filter_map(Json::as_str).collect();
+    if !tags.is_empty() {
+        text.push_str(&format!("TAGS \"{}\"\n", tags.join(", ").replace('"', "")));
+    }
     let nodes = spec["nodes"]
         .as_array()
         .filter(|n| !n.is_empty())
@@ -472,4 +479,106 @@ pub(crate) async fn delete(
         Ok(false) => error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")).into_response(),
         Err(e) => ApiError::engine(&e, false).into_response(),
     }
+}
+
+/// A stored pipe as the JSON of the classic push (what [`datafile_text`] writes back).
+fn spec_of(pipe: &datafiles::Pipe) -> Json {
+    json!({
+        "name": pipe.name,
+        "description": pipe.description,
+        "tokens": pipe.tokens,
+        "tags": pipe.tags,
+        "nodes": pipe.nodes.iter().map(|n| json!({
+            "name": n.name,
+            "description": n.description,
+            "sql": n.sql,
+            "type": n.kind.name(),
+            "datasource": n.datasource,
+            "target_datasource": n.target_datasource,
+            "copy_schedule": n.copy_schedule,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Deploys `spec` as pipe `name` and answers its JSON.
+async fn redeploy(state: &Arc<AppState>, name: &str, spec: &Json) -> Result<Response, ApiError> {
+    let text = datafile_text(spec)?;
+    let (ws, n) = (state.workspace.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || ws.deploy_pipe(&n, &text))
+        .await
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+        .map_err(|e| ApiError::engine(&e, false))?;
+    let stored =
+        state.workspace.pipes().get(name).ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?;
+    Ok(super::json_response(StatusCode::OK, &pipe_json(state, &stored, true)))
+}
+
+/// `PUT /v0/pipes/{name}`: replaces the pipe with the JSON body (as `POST /v0/pipes`); a body
+/// with only `description` changes just that.
+pub(crate) async fn update(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = pairs(raw.as_deref());
+    let result = async {
+        admin(&state, &query, &headers)?;
+        let stored = state
+            .workspace
+            .pipes()
+            .get(&name)
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))?;
+        let given: Json = serde_json::from_slice(&body).unwrap_or_else(|_| {
+            Json::Object(super::sql::form_pairs(&body).into_iter().map(|(k, v)| (k, Json::String(v))).collect())
+        });
+        let mut spec = spec_of(&stored.pipe);
+        if given.get("nodes").is_some() {
+            spec["nodes"] = given["nodes"].clone();
+        }
+        if let Some(d) = given.get("description") {
+            spec["description"] = d.clone();
+        }
+        redeploy(&state, &name, &spec).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST|DELETE /v0/pipes/{pipe}/nodes/{node}/endpoint`: publishes that node as the endpoint
+/// (one endpoint per pipe) or unpublishes it.
+pub(crate) async fn publish(
+    State(state): State<Arc<AppState>>,
+    Path((name, node)): Path<(String, String)>,
+    method: axum::http::Method,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let query = pairs(raw.as_deref());
+    let result = async {
+        admin(&state, &query, &headers)?;
+        let stored = state
+            .workspace
+            .pipes()
+            .get(&name)
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))?;
+        if !stored.pipe.nodes.iter().any(|n| n.name == node) {
+            return Err(error(StatusCode::NOT_FOUND, format!("Node '{node}' does not exist in pipe '{name}'")));
+        }
+        let publishing = method == axum::http::Method::POST;
+        let mut spec = spec_of(&stored.pipe);
+        for n in spec["nodes"].as_array_mut().into_iter().flatten() {
+            let this = n["name"] == node.as_str();
+            let kind = n["type"].as_str().unwrap_or("standard").to_string();
+            if this && publishing {
+                n["type"] = json!("endpoint");
+            } else if kind == "endpoint" && (publishing || this) {
+                n["type"] = json!("standard");
+            }
+        }
+        redeploy(&state, &name, &spec).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
 }

@@ -1069,3 +1069,41 @@ async fn prometheus_and_output_flags() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn pipes_are_updated_published_and_unpublished() {
+    let s = with_pipes("publish").await;
+    let call = |method: reqwest::Method, path: &str| s.client.request(method, s.url(path)).bearer_auth(TOKEN).send();
+    // Unpublish top_pages' endpoint: the endpoint call is 404, the pipe stays.
+    let r = call(reqwest::Method::DELETE, "/v0/pipes/top_pages/nodes/endpoint/endpoint").await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = call(reqwest::Method::GET, "/v0/pipes/top_pages.json").await.unwrap();
+    assert_eq!(r.status(), 404);
+    // Publish the first node instead: its rows are served.
+    let r = call(reqwest::Method::POST, "/v0/pipes/top_pages/nodes/scoped/endpoint").await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "endpoint");
+    assert_eq!(v["endpoint"], "top_pages_scoped");
+    let v: Value =
+        call(reqwest::Method::GET, "/v0/pipes/top_pages.json?org=globex").await.unwrap().json().await.unwrap();
+    assert_eq!(v["rows"], 1, "the scoped node: globex's one page view");
+    let text = call(reqwest::Method::GET, "/v0/pipes/top_pages.pipe").await.unwrap().text().await.unwrap();
+    assert_eq!(text.matches("TYPE endpoint").count(), 1, "one endpoint per pipe: {text}");
+    let r = call(reqwest::Method::POST, "/v0/pipes/top_pages/nodes/missing/endpoint").await.unwrap();
+    assert_eq!(r.status(), 404);
+    // PUT replaces the nodes.
+    let r = s
+        .client
+        .put(s.url("/v0/pipes/kpis"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"description": "Just a count", "nodes": [{"name": "endpoint", "type": "endpoint", "sql": "SELECT count() AS c FROM events"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let v: Value = call(reqwest::Method::GET, "/v0/pipes/kpis.json").await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"], json!([{"c": 5}]));
+    let v: Value = call(reqwest::Method::GET, "/v0/pipes/kpis").await.unwrap().json().await.unwrap();
+    assert_eq!(v["description"], "Just a count");
+    s.stop().await;
+}
