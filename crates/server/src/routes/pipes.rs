@@ -281,11 +281,7 @@ fn datafile(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     admin(state, query, headers)?;
-    let stored = state
-        .workspace
-        .pipes()
-        .get(name)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))?;
+    let stored = existing(state, name)?;
     let mut r = stored.text.clone().into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     Ok(r)
@@ -348,11 +344,7 @@ fn describe(
     if query.iter().any(|(k, v)| k == "format" && v == "pipe") {
         return datafile(state, name, query, headers);
     }
-    let stored = state
-        .workspace
-        .pipes()
-        .get(name)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))?;
+    let stored = existing(state, name)?;
     Ok(super::json_response(StatusCode::OK, &pipe_json(state, &stored, true)))
 }
 
@@ -525,11 +517,7 @@ pub(crate) async fn update(
     let query = pairs(raw.as_deref());
     let result = async {
         admin(&state, &query, &headers)?;
-        let stored = state
-            .workspace
-            .pipes()
-            .get(&name)
-            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))?;
+        let stored = existing(&state, &name)?;
         let given: Json = serde_json::from_slice(&body).unwrap_or_else(|_| {
             Json::Object(super::sql::form_pairs(&body).into_iter().map(|(k, v)| (k, Json::String(v))).collect())
         });
@@ -558,11 +546,7 @@ pub(crate) async fn publish(
     let query = pairs(raw.as_deref());
     let result = async {
         admin(&state, &query, &headers)?;
-        let stored = state
-            .workspace
-            .pipes()
-            .get(&name)
-            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))?;
+        let stored = existing(&state, &name)?;
         if !stored.pipe.nodes.iter().any(|n| n.name == node) {
             return Err(error(StatusCode::NOT_FOUND, format!("Node '{node}' does not exist in pipe '{name}'")));
         }
@@ -581,4 +565,13 @@ pub(crate) async fn publish(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The pipe called `name`, or the spec's 404.
+fn existing(state: &AppState, name: &str) -> Result<Arc<engine::pipes::StoredPipe>, ApiError> {
+    state
+        .workspace
+        .pipes()
+        .get(name)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")))
 }
