@@ -15,7 +15,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// The example project's events data source: what Aviary is benchmarked with.
-const EVENTS_DATASOURCE: &str = include_str!("../../../examples/web-analytics/datasources/events.datasource");
+pub(crate) const EVENTS_DATASOURCE: &str =
+    include_str!("../../../examples/web-analytics/datasources/events.datasource");
 
 /// The ClickHouse table for the same events. Debian's ClickHouse (18.16) has no `DateTime64`
 /// and no `TTL`, so the timestamp is a `DateTime` (the generated values have no fraction) and the
@@ -25,13 +26,15 @@ const CLICKHOUSE_TABLE: &str = "CREATE TABLE events (timestamp DateTime, org Low
     duration_ms UInt32, tags Array(String)) ENGINE = MergeTree \
     PARTITION BY toYYYYMM(timestamp) ORDER BY (org, timestamp)";
 
-const TOKEN: &str = "p.bench-admin-token";
+pub(crate) const TOKEN: &str = "p.bench-admin-token";
 
 /// `aviary bench` commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
     /// NDJSON ingestion with `wait=true`, against ClickHouse in the same run.
     Ingest(IngestArgs),
+    /// Tenant-scoped endpoint latency, against ClickHouse in the same run.
+    Query(crate::bench_query::QueryArgs),
 }
 
 /// `aviary bench ingest` settings.
@@ -67,6 +70,7 @@ impl BenchCommand {
     pub fn run(self) -> Result<ExitCode> {
         match self {
             BenchCommand::Ingest(args) => ingest(&args),
+            BenchCommand::Query(args) => crate::bench_query::run(&args),
         }
     }
 }
@@ -102,7 +106,7 @@ fn ingest(args: &IngestArgs) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&work)?;
     eprintln!("generating {} events over {} organizations…", args.events, args.orgs);
-    let lines = generate(args.events, args.orgs);
+    let lines = generate(args.events, args.orgs, false);
     let total_bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
     eprintln!("{:.1} MB of NDJSON", total_bytes as f64 / 1e6);
     let mut results = Vec::new();
@@ -179,7 +183,7 @@ fn report(results: &[RunResult], total_bytes: usize) -> String {
 /// Events like the example fixtures: two months of timestamps, `orgs` organizations, 100k
 /// users, a handful of event kinds, paths, countries and tags. Seeded, so every run sends the same
 /// bytes.
-fn generate(n: usize, orgs: usize) -> Vec<String> {
+pub(crate) fn generate(n: usize, orgs: usize, skewed: bool) -> Vec<String> {
     const EVENTS: [&str; 5] = ["page_view", "page_view", "click", "signup", "purchase"];
     const PATHS: [&str; 10] =
         ["/", "/pricing", "/docs", "/blog", "/signup", "/login", "/dashboard", "/settings", "/docs/api", "/about"];
@@ -196,7 +200,12 @@ fn generate(n: usize, orgs: usize) -> Vec<String> {
             format!(
                 r#"{{"timestamp":"{}","org":"org_{:04}","user":"user_{}","event":"{}","path":"{}","country":"{}","duration_ms":{},"tags":[{}]}}"#,
                 ts.format("%Y-%m-%d %H:%M:%S"),
-                rng.random_range(0..orgs),
+                if skewed {
+                    // A few large tenants, many small: P(org < k) = (k / orgs)^(1/3).
+                    ((orgs as f64) * rng.random::<f64>().powi(3)) as usize
+                } else {
+                    rng.random_range(0..orgs)
+                },
                 rng.random_range(0..100_000),
                 EVENTS[rng.random_range(0..EVENTS.len())],
                 PATHS[rng.random_range(0..PATHS.len())],
@@ -209,9 +218,9 @@ fn generate(n: usize, orgs: usize) -> Vec<String> {
 }
 
 /// A child server, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -228,7 +237,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -246,11 +255,16 @@ fn wait_ready(client: &reqwest::blocking::Client, url: &str, server: &mut Server
     bail!("the server at {} did not start in 60 s", server.base)
 }
 
-fn run_aviary(dir: &Path, batches: &[Vec<u8>], rows: usize, clients: usize, events: usize) -> Result<RunResult> {
+/// Starts `aviary serve` (this binary) in a fresh `dir` with a project of `files` (relative
+/// path, text), once it answers.
+pub(crate) fn start_aviary(dir: &Path, files: &[(&str, &str)]) -> Result<Server> {
     let _ = std::fs::remove_dir_all(dir);
     let project = dir.join("project");
-    std::fs::create_dir_all(project.join("datasources"))?;
-    std::fs::write(project.join("datasources/events.datasource"), EVENTS_DATASOURCE)?;
+    for (path, text) in files {
+        let file = project.join(path);
+        std::fs::create_dir_all(file.parent().unwrap_or(&project))?;
+        std::fs::write(file, text)?;
+    }
     let port = free_port()?;
     let child = Command::new(std::env::current_exe()?)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-token", TOKEN])
@@ -263,8 +277,13 @@ fn run_aviary(dir: &Path, batches: &[Vec<u8>], rows: usize, clients: usize, even
         .spawn()
         .context("starting aviary serve")?;
     let mut server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    wait_ready(&http_client()?, &format!("{}/v0/health", server.base), &mut server)?;
+    Ok(server)
+}
+
+fn run_aviary(dir: &Path, batches: &[Vec<u8>], rows: usize, clients: usize, events: usize) -> Result<RunResult> {
+    let server = start_aviary(dir, &[("datasources/events.datasource", EVENTS_DATASOURCE)])?;
     let client = http_client()?;
-    wait_ready(&client, &format!("{}/v0/health", server.base), &mut server)?;
     let url = format!("{}/v0/events?name=events&wait=true", server.base);
     let pid = server.child.id();
     let (seconds, quarters) = load(batches, clients, Some(pid), |client, body| {
@@ -290,14 +309,8 @@ fn run_aviary(dir: &Path, batches: &[Vec<u8>], rows: usize, clients: usize, even
     Ok(RunResult { rss_settled_mib: settled, ..result("aviary", rows, events, batches, seconds, peak, quarters) })
 }
 
-fn run_clickhouse(
-    binary: &Path,
-    dir: &Path,
-    batches: &[Vec<u8>],
-    rows: usize,
-    clients: usize,
-    events: usize,
-) -> Result<RunResult> {
+/// Starts ClickHouse in a fresh `dir` with the events table, once it answers.
+pub(crate) fn start_clickhouse(binary: &Path, dir: &Path) -> Result<Server> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let (http, tcp) = (free_port()?, free_port()?);
@@ -328,6 +341,19 @@ fn run_clickhouse(
     wait_ready(&client, &format!("{}/ping", server.base), &mut server)?;
     let resp = client.post(format!("{}/", server.base)).body(CLICKHOUSE_TABLE).send()?;
     ensure!(resp.status().is_success(), "creating the ClickHouse table: {}", resp.text()?);
+    Ok(server)
+}
+
+fn run_clickhouse(
+    binary: &Path,
+    dir: &Path,
+    batches: &[Vec<u8>],
+    rows: usize,
+    clients: usize,
+    events: usize,
+) -> Result<RunResult> {
+    let server = start_clickhouse(binary, dir)?;
+    let client = http_client()?;
     let url = format!("{}/?query=INSERT%20INTO%20events%20FORMAT%20JSONEachRow", server.base);
     let pid = server.child.id();
     let (seconds, quarters) = load(batches, clients, Some(pid), |client, body| {
@@ -365,13 +391,13 @@ fn result(
     }
 }
 
-fn http_client() -> Result<reqwest::blocking::Client> {
+pub(crate) fn http_client() -> Result<reqwest::blocking::Client> {
     Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?)
 }
 
 /// Sends every batch with `clients` threads taking the next unsent batch; returns the wall time
 /// and the server's RSS (MiB) each time another quarter of the batches has been acknowledged.
-fn load(
+pub(crate) fn load(
     batches: &[Vec<u8>],
     clients: usize,
     pid: Option<u32>,
@@ -419,13 +445,13 @@ fn load(
 }
 
 /// A `/proc/<pid>/status` field in KiB (Linux only).
-fn vm_kib(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn vm_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
     line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-fn sql_count(client: &reqwest::blocking::Client, url: &str, token: Option<&str>, sql: &str) -> Result<u64> {
+pub(crate) fn sql_count(client: &reqwest::blocking::Client, url: &str, token: Option<&str>, sql: &str) -> Result<u64> {
     let mut req = client.post(url).body(format!("{sql} FORMAT JSONEachRow"));
     if let Some(t) = token {
         req = req.bearer_auth(t);

@@ -1,0 +1,221 @@
+//! `aviary bench query`: tenant-scoped endpoint latency. Generates skewed events (a few large
+//! tenants, many small) shaped like the example `events`, loads them into a fresh Aviary (this
+//! binary) and a fresh ClickHouse, then calls the example `top_pages` and `kpis` endpoints for
+//! one large and one small tenant — through `/v0/pipes/<pipe>.json` on Aviary, and as the same
+//! rendered SQL over ClickHouse's HTTP interface — at concurrency 1 and 16. Prints p50, p99,
+//! requests/s, the p50 ratio, and the rows Aviary read for the small tenant against its rows.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::bench::{EVENTS_DATASOURCE, TOKEN, generate, http_client, load, sql_count, start_aviary, start_clickhouse};
+
+const TOP_PAGES: &str = include_str!("../../../examples/web-analytics/pipes/top_pages.pipe");
+const KPIS: &str = include_str!("../../../examples/web-analytics/pipes/kpis.pipe");
+
+/// `aviary bench query` settings.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// Table sizes to measure, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    pub events: Vec<usize>,
+    /// Organizations the events are spread over (skewed).
+    #[arg(long, default_value_t = 1_000)]
+    pub orgs: usize,
+    /// Requests per measurement (after 10 warm-up requests).
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// The `clickhouse-server` binary.
+    #[arg(long, default_value = "/usr/sbin/clickhouse-server")]
+    pub clickhouse_server: PathBuf,
+}
+
+/// Latencies of one measurement.
+struct Measured {
+    p50_ms: f64,
+    p99_ms: f64,
+    rps: f64,
+}
+
+/// Runs `requests` calls of `call` from `concurrency` threads.
+fn measure(concurrency: usize, requests: usize, call: &(dyn Fn() -> Result<()> + Sync)) -> Result<Measured> {
+    for _ in 0..10 {
+        call()?;
+    }
+    let times = Mutex::new(Vec::with_capacity(requests));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..concurrency)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+                        let t = Instant::now();
+                        call()?;
+                        times.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(t.elapsed());
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let wall = started.elapsed().as_secs_f64();
+    let mut times = times.into_inner().unwrap_or_default();
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)].as_secs_f64() * 1e3;
+    Ok(Measured { p50_ms: at(0.5), p99_ms: at(0.99), rps: times.len() as f64 / wall })
+}
+
+/// The endpoint of `pipe_text` rendered for `org`, as one ClickHouse 18.16 query (no CTEs there:
+/// earlier nodes become subqueries).
+fn clickhouse_sql(name: &str, pipe_text: &str, org: &str) -> Result<String> {
+    let pipe = datafiles::Pipe::parse_text(name, pipe_text).map_err(anyhow::Error::msg)?;
+    let mut params = template::Params::default();
+    params.insert("org", org);
+    let mut rendered: Vec<(String, String)> = Vec::new();
+    for node in &pipe.nodes {
+        let mut sql = match &node.template {
+            Some(t) => t.render(&params).map_err(|e| anyhow::anyhow!("{e}"))?.sql,
+            None => node.sql.clone(),
+        };
+        for (earlier, text) in &rendered {
+            sql = sql.replace(&format!("FROM {earlier}"), &format!("FROM ({text}) AS {earlier}"));
+        }
+        rendered.push((node.name.clone(), sql));
+    }
+    let mut sql = rendered.pop().map(|(_, sql)| sql).unwrap_or_default();
+    // ClickHouse 18.16 wants a bare number after LIMIT (newer releases take `toInt32('10')`).
+    while let Some(at) = sql.find("LIMIT toInt32('") {
+        let digits_at = at + "LIMIT toInt32('".len();
+        let Some(len) = sql[digits_at..].find("')") else { break };
+        let n = sql[digits_at..digits_at + len].to_string();
+        sql.replace_range(at..digits_at + len + 2, &format!("LIMIT {n}"));
+    }
+    Ok(sql)
+}
+
+pub fn run(args: &QueryArgs) -> Result<ExitCode> {
+    if !args.clickhouse_server.exists() {
+        bail!(
+            "{} not found: install ClickHouse (apt-get install -y clickhouse-server)",
+            args.clickhouse_server.display()
+        );
+    }
+    let work = std::env::temp_dir().join(format!("aviary-bench-query-{}", std::process::id()));
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "| events | pipe | tenant (rows) | clients | Aviary p50 ms | p99 ms | req/s | ClickHouse p50 ms | p99 ms | req/s | p50 Aviary/CH |"
+    );
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut pruning = String::new();
+    for &events in &args.events {
+        eprintln!("generating {events} skewed events over {} organizations…", args.orgs);
+        let lines = generate(events, args.orgs, true);
+        let batches: Vec<Vec<u8>> = lines.chunks(10_000).map(|c| (c.join("\n") + "\n").into_bytes()).collect();
+        drop(lines);
+        let aviary = start_aviary(
+            &work.join(format!("aviary-{events}")),
+            &[
+                ("datasources/events.datasource", EVENTS_DATASOURCE),
+                ("pipes/top_pages.pipe", TOP_PAGES),
+                ("pipes/kpis.pipe", KPIS),
+            ],
+        )?;
+        let url = format!("{}/v0/events?name=events&wait=true", aviary.base);
+        load(&batches, 4, None, |client, body| {
+            loop {
+                let r = client.post(&url).bearer_auth(TOKEN).body(body.to_vec()).send()?;
+                if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                    ensure!(r.status().is_success(), "aviary answered {}", r.status());
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })?;
+        let clickhouse = start_clickhouse(&args.clickhouse_server, &work.join(format!("clickhouse-{events}")))?;
+        let insert = format!("{}/?query=INSERT%20INTO%20events%20FORMAT%20JSONEachRow", clickhouse.base);
+        load(&batches, 4, None, |client, body| {
+            let r = client.post(&insert).body(body.to_vec()).send()?;
+            ensure!(r.status().is_success(), "clickhouse answered {}", r.status());
+            Ok(())
+        })?;
+        drop(batches);
+        // Let Aviary flush and merge what it buffered, as a server that has been up a while.
+        std::thread::sleep(Duration::from_secs(25));
+        let client = http_client()?;
+        let sql = format!("{}/v0/sql", aviary.base);
+        let count = |org: &str| {
+            sql_count(&client, &sql, Some(TOKEN), &format!("SELECT count() FROM events WHERE org = '{org}'"))
+        };
+        let small = {
+            let text = client
+                .post(&sql)
+                .bearer_auth(TOKEN)
+                .body("SELECT org FROM events GROUP BY org ORDER BY count() ASC, org LIMIT 1 FORMAT JSONEachRow")
+                .send()?
+                .text()?;
+            let v: serde_json::Value = serde_json::from_str(text.trim()).context("smallest tenant")?;
+            v["org"].as_str().context("smallest tenant")?.to_string()
+        };
+        for (label, org) in [("large", "org_0000".to_string()), ("small", small)] {
+            let rows = count(&org)?;
+            for (pipe, text) in [("top_pages", TOP_PAGES), ("kpis", KPIS)] {
+                let endpoint = format!("{}/v0/pipes/{pipe}.json?org={org}", aviary.base);
+                let ch_sql = clickhouse_sql(pipe, text, &org)?;
+                let ch_url = format!("{}/", clickhouse.base);
+                let call_aviary = || -> Result<()> {
+                    let r = client.get(&endpoint).bearer_auth(TOKEN).send()?;
+                    ensure!(r.status().is_success(), "aviary answered {}: {}", r.status(), r.text()?);
+                    r.bytes()?;
+                    Ok(())
+                };
+                let call_ch = || -> Result<()> {
+                    let r = client.post(&ch_url).body(format!("{ch_sql} FORMAT JSON")).send()?;
+                    ensure!(r.status().is_success(), "clickhouse answered {}: {}", r.status(), r.text()?);
+                    r.bytes()?;
+                    Ok(())
+                };
+                if label == "small" && pipe == "top_pages" {
+                    let v: serde_json::Value = client.get(&endpoint).bearer_auth(TOKEN).send()?.json()?;
+                    let read = v["statistics"]["rows_read"].as_u64().unwrap_or(0);
+                    let _ = writeln!(
+                        pruning,
+                        "{events} events: top_pages for {org} ({rows} rows) read {read} rows = {:.2}x its rows",
+                        read as f64 / rows.max(1) as f64
+                    );
+                }
+                for clients in [1, 16] {
+                    let a = measure(clients, args.requests, &call_aviary)?;
+                    let c = measure(clients, args.requests, &call_ch)?;
+                    let line = format!(
+                        "| {events} | {pipe} | {label} {org} ({rows}) | {clients} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} |",
+                        a.p50_ms,
+                        a.p99_ms,
+                        a.rps,
+                        c.p50_ms,
+                        c.p99_ms,
+                        c.rps,
+                        a.p50_ms / c.p50_ms
+                    );
+                    eprintln!("{line}");
+                    let _ = writeln!(report, "{line}");
+                }
+            }
+        }
+        drop(aviary);
+        drop(clickhouse);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    println!("{report}\n{pruning}");
+    Ok(ExitCode::SUCCESS)
+}
