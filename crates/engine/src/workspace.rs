@@ -71,6 +71,8 @@ pub struct Workspace {
     store: Arc<Store>,
     catalog: RwLock<BTreeMap<String, Arc<Entry>>>,
     pipes: crate::pipes::Pipes,
+    /// Shared by every query: its caches (Parquet footers and page indexes) outlive a query.
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     /// Per data source: loads take it shared, a delete by condition exclusively (so no row
     /// arrives between reading what to keep and replacing the rows).
     writers: std::sync::Mutex<BTreeMap<String, Arc<RwLock<()>>>>,
@@ -218,6 +220,9 @@ impl Workspace {
             store,
             catalog: RwLock::new(catalog),
             pipes: crate::pipes::Pipes::open(dir)?,
+            runtime: datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .build_arc()
+                .map_err(|e| Error::Query(e.to_string()))?,
             writers: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
@@ -736,7 +741,7 @@ impl Workspace {
         let mut config = SessionConfig::new().with_information_schema(false).with_target_partitions(2);
         // ClickHouse identifiers are case-sensitive.
         config.options_mut().sql_parser.enable_ident_normalization = false;
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         crate::dialect::udf::register(&ctx);
         let mut memory_rows = 0u64;
         let mut memory_bytes = 0u64;

@@ -10,6 +10,7 @@ use datafusion::common::DFSchema;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -58,7 +59,14 @@ impl TableProvider for PartsTable {
         let schema = self.snapshot.schema.clone();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !self.snapshot.files.is_empty() {
-            let mut source = ParquetSource::new(schema.clone()).with_enable_page_index(true);
+            // Footers and page indexes are read once per part and kept in the runtime's
+            // metadata cache (parts never change once written).
+            let runtime = state.runtime_env();
+            let store = runtime.object_store(ObjectStoreUrl::local_filesystem())?;
+            let cache = runtime.cache_manager.get_file_metadata_cache();
+            let mut source = ParquetSource::new(schema.clone())
+                .with_enable_page_index(true)
+                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, cache)));
             if let Some(predicate) = conjunction(filters.to_vec()) {
                 let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
                 source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
