@@ -145,7 +145,7 @@ fn reserved(name: &str) -> bool {
         "__loader__",
         "__spec__",
     ];
-    const BUILTINS: [&str; 72] = [
+    const BUILTINS: [&str; 71] = [
         "abs",
         "aiter",
         "all",
@@ -214,10 +214,11 @@ fn reserved(name: &str) -> bool {
         "type",
         "vars",
         "zip",
-        // Python's built-in constants (the singleton named NotImplemented included): a template
-        // that mentions one reads Python's value, so it is not a request parameter.
+        // Python's built-in constants: a template that mentions one reads Python's value, so it
+        // is not a request parameter. (Python's constant for unimplemented operations is left
+        // out on purpose: the sandbox gives it no value, so Aviary treats it as an ordinary
+        // parameter name — documented in docs/templates.md.)
         "Ellipsis",
-        "NotImplemented",
         "True",
         "False",
     ];
