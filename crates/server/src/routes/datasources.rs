@@ -420,9 +420,7 @@ pub(crate) async fn delete_rows(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    for (k, v) in super::sql::form_pairs(&body) {
-        query.entry(k).or_insert(v);
-    }
+    super::add_form(&mut query, &body);
     if let Err(e) = super::require_admin(&state, &query, &headers) {
         return e.into_response();
     }
@@ -571,9 +569,7 @@ pub(crate) async fn alter(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    for (k, v) in super::sql::form_pairs(&body) {
-        query.entry(k).or_insert(v);
-    }
+    super::add_form(&mut query, &body);
     alter_inner(&state, &name, &query, &headers).await.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -621,9 +617,7 @@ pub(crate) async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    for (k, v) in super::sql::form_pairs(&body) {
-        query.entry(k).or_insert(v);
-    }
+    super::add_form(&mut query, &body);
     let new_name = query.get("name").cloned().unwrap_or_default();
     if !new_name.is_empty() && new_name != name && !valid_name(&new_name) {
         return ApiError::json(

@@ -75,6 +75,13 @@ async fn cors_and_request_id(req: Request, next: Next) -> Response {
     response
 }
 
+/// Adds the fields of a form-encoded `body` to `query` (the query string wins).
+pub(crate) fn add_form(query: &mut HashMap<String, String>, body: &[u8]) {
+    for (k, v) in sql::form_pairs(body) {
+        query.entry(k).or_insert(v);
+    }
+}
+
 /// The request's token: the `token` argument first, then `Authorization: Bearer …`.
 pub(crate) fn token<'a>(query: &'a HashMap<String, String>, headers: &'a HeaderMap) -> Option<&'a str> {
     if let Some(t) = query.get("token").filter(|t| !t.is_empty()) {
