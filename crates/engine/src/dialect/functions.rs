@@ -39,6 +39,7 @@ const TEMPLATES: &[(&str, Option<usize>, &str)] = &[
     ("groupArray", Some(1), "coalesce(array_agg($1) FILTER (WHERE $1 IS NOT NULL), make_array())"),
     ("groupUniqArray", Some(1), "coalesce(array_agg(DISTINCT $1) FILTER (WHERE $1 IS NOT NULL), make_array())"),
     ("median", Some(1), "percentile_cont($1, 0.5)"),
+    ("topK", Some(1), "ch_top_k(array_agg($1) FILTER (WHERE $1 IS NOT NULL), 10)"),
     ("medianExact", Some(1), "percentile_cont($1, 0.5)"),
     ("sum", Some(1), "ch_zero_if_null(sum($1))"),
     // Dates and times (timestamps are UTC).
@@ -293,6 +294,7 @@ pub fn supported_functions() -> Vec<&'static str> {
     let mut names: Vec<&str> = TEMPLATES.iter().map(|t| t.0).collect();
     names.extend(CODED);
     names.extend(PASS_THROUGH);
+    names.extend(["arrayMap", "arrayFilter", "arrayExists", "arrayAll", "arrayCount", "topK"]);
     names.sort_unstable_by_key(|n| n.to_ascii_lowercase());
     names.dedup();
     names
@@ -385,7 +387,8 @@ pub fn rewrite(expr: &mut Expr) -> Result<(), DialectError> {
             }
             Ok(())
         }
-        Expr::Lambda(_) => Err(unsupported("Lambda functions (arrayMap, arrayFilter, …)")),
+        // Taken apart by the function that holds it (see [`lambda`]).
+        Expr::Lambda(_) => Ok(()),
         // ClickHouse reads numbers as booleans: `WHERE 1 AND …`.
         Expr::BinaryOp { left, op: BinaryOperator::And | BinaryOperator::Or, right } => {
             truthy(left);
@@ -414,6 +417,11 @@ fn function(f: &mut Function) -> Result<Option<Expr>, DialectError> {
         [ObjectNamePart::Identifier(ident)] => ident.value.clone(),
         _ => return Err(unsupported(format!("Function {}", f.name))),
     };
+    let has_lambda = matches!(&f.args, FunctionArguments::List(l)
+        if l.args.iter().any(|a| matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Lambda(_))))));
+    if has_lambda {
+        return lambda(&name, plain_args(&f.args, &name)?).map(Some);
+    }
     if f.over.is_none() && f.filter.is_none() && !matches!(f.parameters, FunctionArguments::None) {
         return parametric(f, &name).map(Some);
     }
@@ -465,6 +473,77 @@ fn function(f: &mut Function) -> Result<Option<Expr>, DialectError> {
     Err(unsupported(format!("Function {name}")))
 }
 
+/// `arrayMap(x -> body, arr)` and its kin as a `ch_lambda` call: the body becomes text over
+/// columns named as the parameters, and the outer columns it uses are passed after the arrays.
+fn lambda(name: &str, args: Vec<Expr>) -> Result<Expr, DialectError> {
+    use super::lambda::Kind;
+    let kind = Kind::of(name).ok_or_else(|| {
+        unsupported(format!("A lambda as an argument of {name} (arrayMap, arrayFilter, arrayExists, arrayAll and arrayCount take one)"))
+    })?;
+    let mut args = args.into_iter();
+    let Some(Expr::Lambda(f)) = args.next() else {
+        return Err(DialectError::Unsupported(format!("{name} takes the lambda first")));
+    };
+    let arrays: Vec<Expr> = args.collect();
+    let params: Vec<String> = match &f.params {
+        datafusion::sql::sqlparser::ast::OneOrManyWithParens::One(p) => vec![p.name.value.clone()],
+        datafusion::sql::sqlparser::ast::OneOrManyWithParens::Many(ps) => ps.iter().map(|p| p.name.value.clone()).collect(),
+    };
+    if arrays.len() != params.len() || arrays.iter().any(|a| matches!(a, Expr::Lambda(_))) {
+        return Err(DialectError::Unsupported(format!(
+            "{name}: the lambda takes {} argument(s), {} array(s) given",
+            params.len(),
+            arrays.len()
+        )));
+    }
+    let mut body = *f.body;
+    let mut capture = Capture { params: &params, outer: Vec::new() };
+    let _ = body.visit(&mut capture);
+    let quoted = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let placeholders: Vec<String> = (1..=arrays.len() + capture.outer.len()).map(|i| format!("${i}")).collect();
+    let call = format!(
+        "{}({}, {}, {}, {})",
+        super::lambda::NAME,
+        quoted(kind.tag()),
+        quoted(&params.join(",")),
+        quoted(&body.to_string()),
+        placeholders.join(", ")
+    );
+    let mut values = arrays;
+    values.extend(capture.outer.into_iter().map(|(_, e)| e));
+    Ok(fill(&parse(&call)?, &values, &[]))
+}
+
+/// Renames the outer columns a lambda's body uses to `__c0`, `__c1`…, remembering them.
+struct Capture<'a> {
+    params: &'a [String],
+    outer: Vec<(String, Expr)>,
+}
+
+impl VisitorMut for Capture<'_> {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let outer = match expr {
+            Expr::Identifier(i) if !self.params.contains(&i.value) => true,
+            Expr::CompoundIdentifier(_) => true,
+            _ => false,
+        };
+        if outer {
+            let key = expr.to_string();
+            let at = match self.outer.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    self.outer.push((key, expr.clone()));
+                    self.outer.len() - 1
+                }
+            };
+            *expr = Expr::Identifier(Ident::new(format!("__c{at}")));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// `quantile(0.9)(x)`, `quantiles(0.5, 0.9)(x)`, `quantileExact(0.5)(x)`, `groupArray(10)(x)`.
 fn parametric(f: &Function, name: &str) -> Result<Expr, DialectError> {
     let params = plain_args(&f.parameters, name)?;
@@ -491,6 +570,10 @@ fn parametric(f: &Function, name: &str) -> Result<Expr, DialectError> {
             one("levels and one argument")?;
             let each: Vec<String> = (1..=params.len()).map(|i| format!("percentile_cont($1, $p{i})")).collect();
             format!("make_array({})", each.join(", "))
+        }
+        "topK" => {
+            one("a count and one argument")?;
+            "ch_top_k(array_agg($1) FILTER (WHERE $1 IS NOT NULL), $p1)".to_string()
         }
         "groupArray" => {
             one("a size and one argument")?;

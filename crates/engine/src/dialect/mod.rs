@@ -4,7 +4,9 @@
 //! functions by name through one table ([`functions`]), `LIMIT n BY`, `WITH <expr> AS name`,
 //! `FINAL`, `PREWHERE`, `SETTINGS` and `FORMAT` — so nothing passes through unexamined.
 
+mod aliases;
 mod functions;
+mod lambda;
 mod query;
 pub mod udf;
 
@@ -41,7 +43,8 @@ pub enum DialectError {
 
 /// Parses ClickHouse SQL (one statement) and translates it.
 pub fn translate(sql: &str) -> Result<Translated, DialectError> {
-    let sql = brackets_after_in(sql)?;
+    let sql = aliases::substitute(sql)?;
+    let sql = brackets_after_in(&sql)?;
     let mut statements =
         Parser::parse_sql(&ClickHouseDialect {}, &sql).map_err(|e| DialectError::Syntax(e.to_string()))?;
     if statements.len() != 1 {

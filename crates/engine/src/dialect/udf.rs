@@ -88,6 +88,8 @@ pub fn register(ctx: &SessionContext) {
         udf("ch_json_extract_float", None, |_| Ok(DataType::Float64), |a, _| json(a, Extract::Float)),
         udf("ch_json_extract_bool", None, |_| Ok(DataType::Boolean), |a, _| json(a, Extract::Bool)),
         udf("ch_json_has", None, |_| Ok(DataType::Boolean), |a, _| json(a, Extract::Has)),
+        udf("ch_top_k", Some(2), |t| Ok(t[0].clone()), top_k),
+        super::lambda::udf(),
     ] {
         ctx.register_udf(f);
     }
@@ -306,4 +308,34 @@ fn json(args: &[ArrayRef], what: Extract) -> Result<ArrayRef> {
             Arc::new(b.finish())
         }
     })
+}
+
+/// `topK(n)(x)` over the aggregated values: the `n` most frequent, most frequent first (ties in
+/// value order). ClickHouse's answer is approximate past its reservoir; this one is exact.
+fn top_k(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    use datafusion::scalar::ScalarValue;
+    let lists = args[0].as_list::<i32>();
+    let counts = arrow_cast::cast(&args[1], &DataType::UInt64)?;
+    let counts = counts.as_primitive::<arrow_array::types::UInt64Type>();
+    let element = match args[0].data_type() {
+        DataType::List(f) => f.data_type().clone(),
+        other => return Err(exec(format!("topK over {other}"))),
+    };
+    let mut rows = Vec::with_capacity(lists.len());
+    for i in 0..lists.len() {
+        let values = if lists.is_null(i) { arrow_array::new_empty_array(&element) } else { lists.value(i) };
+        let mut seen: std::collections::HashMap<ScalarValue, u64> = std::collections::HashMap::new();
+        for j in 0..values.len() {
+            *seen.entry(ScalarValue::try_from_array(&values, j)?).or_default() += 1;
+        }
+        let mut ranked: Vec<(ScalarValue, u64)> = seen.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal)));
+        let n = if counts.is_null(i) { 10 } else { counts.value(i) as usize };
+        let top: Vec<ScalarValue> = ranked.into_iter().take(n).map(|(v, _)| v).collect();
+        rows.push(ScalarValue::List(ScalarValue::new_list_nullable(&top, &element)));
+    }
+    if rows.is_empty() {
+        return Ok(arrow_array::new_empty_array(args[0].data_type()));
+    }
+    Ok(ScalarValue::iter_to_array(rows)?)
 }
