@@ -63,6 +63,13 @@ async fn example_pipes_give_the_right_numbers() {
         ws.deploy_pipe("total_views", reader).unwrap();
         let total = ws.query_pipe("total_views", &params(&[("org", "globex")]), None).await.unwrap();
         assert_eq!(rows(&total), ["1"], "the inner pipe got the request's parameters");
+        // Node names repeat across pipes: the reader's `scoped` and `endpoint` and the inner ones.
+        let shadowing = "NODE scoped\nSQL >\n    SELECT path, views FROM top_pages WHERE views > 0\n\n\
+                         NODE endpoint\nSQL >\n    SELECT count() AS paths FROM scoped\n\nTYPE endpoint\n";
+        ws.deploy_pipe("shadowing", shadowing).unwrap();
+        let paths = ws.query_pipe("shadowing", &params(&[("org", "acme")]), None).await.unwrap();
+        assert_eq!(rows(&paths), ["3"]);
+        assert!(ws.drop_pipe("shadowing").unwrap());
         assert!(ws.deploy_pipe("events", reader).unwrap_err().to_string().contains("names are unique"));
         let bad = "NODE endpoint\nSQL >\n    SELECT * FROM missing_table\n";
         assert!(ws.deploy_pipe("bad", bad).unwrap_err().to_string().contains("Resource 'missing_table' not found"));
