@@ -24,6 +24,9 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Load a local file (CSV, NDJSON or Parquet) into a data source of a running server, with progress.
     Append(crate::append::AppendArgs),
+    /// Deploy a datafile project (`.datasource` and `.pipe` files under DIR) to a running server:
+    /// it becomes the workspace's definition.
+    Deploy(crate::deploy::DeployArgs),
     /// Benchmarks (run them on a release build: `cargo run --release -- bench ingest`).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -104,6 +107,7 @@ impl Cli {
             Command::Check { dir } => check(&dir),
             Command::Serve(args) => crate::serve::run(*args),
             Command::Append(args) => crate::append::run(&args),
+            Command::Deploy(args) => crate::deploy::run(&args),
             Command::Bench(cmd) => cmd.run(),
         };
         match result {

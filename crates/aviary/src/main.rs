@@ -4,6 +4,7 @@ mod append;
 mod bench;
 mod bench_query;
 mod cli;
+mod deploy;
 mod serve;
 
 use std::process::ExitCode;

@@ -94,6 +94,13 @@ impl Project {
     /// Loads every datafile under `root`, substituting `$NAME` environment variables and
     /// expanding `INCLUDE`s. `Err(Error::Invalid)` lists every error (and the warnings).
     pub fn load(root: &Path) -> Result<Project> {
+        let (files, early) = Self::read_files(root)?;
+        Self::from_files_with(files, early)
+    }
+
+    /// Every datafile under `root` as it will be deployed (environment variables substituted,
+    /// `INCLUDE`s expanded, paths relative to `root`), with the problems met reading them.
+    pub fn read_files(root: &Path) -> Result<(Vec<SourceFile>, Vec<Diagnostic>)> {
         let mut paths = Vec::new();
         collect(root, &mut paths)?;
         let env = |name: &str| std::env::var(name).ok();
@@ -122,7 +129,7 @@ impl Project {
                 }),
             }
         }
-        Self::from_files_with(files, early)
+        Ok((files, early))
     }
 
     /// Builds a project from datafile texts (as received by the API: no environment

@@ -64,6 +64,8 @@ pub struct AppState {
     pub usage: usage::UsageLog,
     /// Operator metrics (`GET /metrics`).
     pub metrics: metrics::Metrics,
+    /// Deployments made through `/v1/deploy` since start.
+    pub deployments: std::sync::Mutex<routes::deploy::Deployments>,
 }
 
 /// How long a write waits for buffers to drain before it is refused with 503.
@@ -113,6 +115,7 @@ impl Application {
             jobs: std::sync::Mutex::new(Default::default()),
             usage,
             metrics: metrics::Metrics::new(),
+            deployments: Default::default(),
         };
         Ok(Application { listener, state: Arc::new(state), usage_rx: Some(usage_rx) })
     }

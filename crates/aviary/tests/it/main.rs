@@ -4,5 +4,6 @@ mod append_cli;
 mod check_cli;
 mod clients;
 mod crash;
+mod deploy_cli;
 mod process;
 mod template_cli;

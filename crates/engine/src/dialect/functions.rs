@@ -478,7 +478,9 @@ fn function(f: &mut Function) -> Result<Option<Expr>, DialectError> {
 fn lambda(name: &str, args: Vec<Expr>) -> Result<Expr, DialectError> {
     use super::lambda::Kind;
     let kind = Kind::of(name).ok_or_else(|| {
-        unsupported(format!("A lambda as an argument of {name} (arrayMap, arrayFilter, arrayExists, arrayAll and arrayCount take one)"))
+        unsupported(format!(
+            "A lambda as an argument of {name} (arrayMap, arrayFilter, arrayExists, arrayAll and arrayCount take one)"
+        ))
     })?;
     let mut args = args.into_iter();
     let Some(Expr::Lambda(f)) = args.next() else {
@@ -487,7 +489,9 @@ fn lambda(name: &str, args: Vec<Expr>) -> Result<Expr, DialectError> {
     let arrays: Vec<Expr> = args.collect();
     let params: Vec<String> = match &f.params {
         datafusion::sql::sqlparser::ast::OneOrManyWithParens::One(p) => vec![p.name.value.clone()],
-        datafusion::sql::sqlparser::ast::OneOrManyWithParens::Many(ps) => ps.iter().map(|p| p.name.value.clone()).collect(),
+        datafusion::sql::sqlparser::ast::OneOrManyWithParens::Many(ps) => {
+            ps.iter().map(|p| p.name.value.clone()).collect()
+        }
     };
     if arrays.len() != params.len() || arrays.iter().any(|a| matches!(a, Expr::Lambda(_))) {
         return Err(DialectError::Unsupported(format!(

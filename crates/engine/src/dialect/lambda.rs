@@ -120,7 +120,9 @@ impl Call {
             let element = match t {
                 DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => f.data_type().clone(),
                 DataType::Null => DataType::Null,
-                other => return Err(DataFusionError::Plan(format!("a lambda's arguments must be arrays, not {other}"))),
+                other => {
+                    return Err(DataFusionError::Plan(format!("a lambda's arguments must be arrays, not {other}")));
+                }
             };
             fields.push(Field::new(name, element, true));
         }
@@ -262,8 +264,11 @@ impl ScalarUDFImpl for Lambda {
             .zip(schema.fields())
             .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { arrow_cast::cast(&c, f.data_type()) })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let batch =
-            RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(total)))?;
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(total)),
+        )?;
         let result = planned(&call.body, &schema)?.evaluate(&batch)?.into_array(total)?;
         let out: ArrayRef = match call.kind {
             Kind::Map => Arc::new(ListArray::new(

@@ -1,6 +1,7 @@
 //! The `/v0` router: CORS, request ids, token extraction, and the handlers of each API.
 
 mod datasources;
+pub(crate) mod deploy;
 mod events;
 mod health;
 mod pipes;
@@ -37,6 +38,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v0/pipes/{file}", get(pipes::get).post(pipes::post).put(pipes::update).delete(pipes::delete))
         .route("/v0/pipes/{name}/nodes/{node}/endpoint", post(pipes::publish).delete(pipes::publish))
         .route("/v1/pipes/{file}", get(pipes::get))
+        .route("/v1/build", post(deploy::build))
+        .route("/v1/deploy", post(deploy::deploy))
+        .route("/v1/deployments", get(deploy::list))
+        .route("/v1/deployments/{id}", get(deploy::one).delete(deploy::one))
+        .route("/v1/deployments/{id}/set-live", post(deploy::set_live))
         .route("/metrics", get(crate::metrics::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::metrics::observe))
         .layer(middleware::from_fn(cors_and_request_id))
