@@ -220,7 +220,10 @@ impl Workspace {
             store,
             catalog: RwLock::new(catalog),
             pipes: crate::pipes::Pipes::open(dir)?,
+            // Footers and page indexes of the parts, decoded once: a part's page index is a few
+            // MB, and decoding it costs more than a tenant query's reading.
             runtime: datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_metadata_cache_limit(METADATA_CACHE_BYTES)
                 .build_arc()
                 .map_err(|e| Error::Query(e.to_string()))?,
             writers: std::sync::Mutex::new(BTreeMap::new()),
@@ -775,6 +778,9 @@ impl Workspace {
         &self.store
     }
 }
+
+/// Memory for decoded Parquet footers and page indexes, shared by a workspace's queries.
+const METADATA_CACHE_BYTES: usize = 512 * 1024 * 1024;
 
 /// A planned query.
 struct Prepared {

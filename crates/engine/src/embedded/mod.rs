@@ -6,6 +6,7 @@ pub mod evolve;
 pub mod part;
 pub mod partition;
 pub mod provider;
+mod merge;
 mod sortkey;
 pub mod store;
 pub mod ttl;

@@ -10,7 +10,7 @@ use datafusion::common::DFSchema;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
-use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetFileReaderFactory};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -18,6 +18,10 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
+
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::file::metadata::PageIndexPolicy;
 
 use super::store::Snapshot;
 
@@ -64,9 +68,10 @@ impl TableProvider for PartsTable {
             let runtime = state.runtime_env();
             let store = runtime.object_store(ObjectStoreUrl::local_filesystem())?;
             let cache = runtime.cache_manager.get_file_metadata_cache();
+            let readers = WithPageIndex(CachedParquetFileReaderFactory::new(store, cache));
             let mut source = ParquetSource::new(schema.clone())
                 .with_enable_page_index(true)
-                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, cache)));
+                .with_parquet_file_reader_factory(Arc::new(readers));
             if let Some(predicate) = conjunction(filters.to_vec()) {
                 let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
                 source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
@@ -94,5 +99,46 @@ impl TableProvider for PartsTable {
             inputs.push(memory);
         }
         UnionExec::try_new(inputs)
+    }
+}
+
+/// Parquet readers whose metadata always includes the page index, so that the metadata cache
+/// holds it: DataFusion asks for the footer alone and loads the page index afterwards, outside
+/// the cache, which would decode a part's whole page index on every query.
+#[derive(Debug)]
+struct WithPageIndex(CachedParquetFileReaderFactory);
+
+impl ParquetFileReaderFactory for WithPageIndex {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        partitioned_file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &datafusion::physical_plan::metrics::ExecutionPlanMetricsSet,
+    ) -> Result<Box<dyn AsyncFileReader + Send>> {
+        let inner = self.0.create_reader(partition_index, partitioned_file, metadata_size_hint, metrics)?;
+        Ok(Box::new(PageIndexReader(inner)))
+    }
+}
+
+struct PageIndexReader(Box<dyn AsyncFileReader + Send>);
+
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = parquet::errors::Result<T>> + Send + 'a>>;
+
+impl AsyncFileReader for PageIndexReader {
+    fn get_bytes(&mut self, range: std::ops::Range<u64>) -> Boxed<'_, bytes::Bytes> {
+        self.0.get_bytes(range)
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<std::ops::Range<u64>>) -> Boxed<'_, Vec<bytes::Bytes>> {
+        self.0.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> Boxed<'a, Arc<parquet::file::metadata::ParquetMetaData>> {
+        let options = options.cloned().unwrap_or_default().with_page_index_policy(PageIndexPolicy::Optional);
+        Box::pin(async move { self.0.get_metadata(Some(&options)).await })
     }
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::{self, Op};
 use super::partition::{Labels, PartitionKey};
 use super::ttl::Ttl;
-use super::{evolve, part, sortkey};
+use super::{evolve, merge, part, sortkey};
 use crate::ingest::arrow::schema;
 use crate::ingest::value::convert;
 use crate::wal::{Lsn, Wal, WalOptions};
@@ -125,7 +125,13 @@ struct State {
     /// Part files no longer in the manifest, with when they left it: queries that started
     /// before may still read them, so they are deleted only after [`RETIRED_FOR`].
     retired: Vec<(PathBuf, std::time::Instant)>,
+    /// When each partition (table, partition) last got a part from a flush: a partition quiet
+    /// for [`IDLE_AFTER`] is merged down to one part.
+    touched: HashMap<(String, String), std::time::Instant>,
 }
+
+/// How long a partition goes without new parts before its parts are merged into one.
+pub const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How long a part file replaced by a merge, TTL or truncate stays on disk for queries that
 /// started before (far above the query time limit).
@@ -164,9 +170,13 @@ pub struct Store {
     dir: PathBuf,
     wal: Wal,
     state: Arc<Mutex<State>>,
-    /// Held by flushes, merges and renames: a rename never moves a table's files while parts
-    /// are being written into them.
-    upkeep: Mutex<()>,
+    /// Shared by flushes and merges, exclusive for renames: a rename never moves a table's
+    /// files while parts are being written into them.
+    upkeep: std::sync::RwLock<()>,
+    /// One flush at a time.
+    flushing: Mutex<()>,
+    /// One round of upkeep (merges, TTL) at a time; it runs beside flushes.
+    maintaining: Mutex<()>,
     /// `<data-dir>/LOCK`, locked exclusively for as long as the store is open (the operating
     /// system releases it when the process dies, even by `kill -9`).
     _lock: File,
@@ -419,7 +429,14 @@ impl Store {
             .map(|(n, t)| Ok((n.clone(), table_schema(t)?)))
             .collect::<Result<HashMap<_, _>>>()?;
         let flushed = manifest.flushed_lsn;
-        let mut state = State { manifest, schemas, buffers: HashMap::new(), applied_lsn: flushed, retired: Vec::new() };
+        let mut state = State {
+            manifest,
+            schemas,
+            buffers: HashMap::new(),
+            applied_lsn: flushed,
+            retired: Vec::new(),
+            touched: HashMap::new(),
+        };
         let mut replay_error = None;
         let wal = Wal::open(&dir.join("wal"), wal_options, flushed, |lsn, payload| {
             let result = codec::decode(payload).map_err(Error::arrow).and_then(|op| apply(&mut state, dir, op, lsn));
@@ -436,7 +453,9 @@ impl Store {
             dir: dir.to_path_buf(),
             wal,
             state: Arc::new(Mutex::new(state)),
-            upkeep: Mutex::new(()),
+            upkeep: std::sync::RwLock::new(()),
+            flushing: Mutex::new(()),
+            maintaining: Mutex::new(()),
             _lock: lock_file,
         })
     }
@@ -590,7 +609,7 @@ impl Store {
 
     /// Renames tables, all in one logged step (see [`Op::Rename`]).
     pub fn rename_tables(&self, renames: &[(String, String)]) -> Result<Lsn> {
-        let _upkeep = self.upkeep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _upkeep = self.upkeep.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         {
             let state = lock(&self.state);
             for (from, to) in renames {
@@ -639,7 +658,8 @@ impl Store {
     /// Writes every buffer to sorted Parquet parts and advances the manifest; returns the rows
     /// written.
     pub fn flush(&self) -> Result<u64> {
-        let _upkeep = self.upkeep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one = self.flushing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _upkeep = self.upkeep.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (taken, covered, defs) = {
             let mut state = lock(&self.state);
             let covered = state.applied_lsn;
@@ -681,6 +701,7 @@ impl Store {
             }
             return Err(e);
         }
+        let mut state_touched = Vec::new();
         for (name, generation, parts) in written {
             let current = state.buffers.get(&name).map_or(0, |b| b.generation);
             if current != generation {
@@ -691,7 +712,13 @@ impl Store {
                 continue;
             }
             match state.manifest.tables.get_mut(&name) {
-                Some(t) => t.parts.extend(parts),
+                Some(t) => {
+                    let now = std::time::Instant::now();
+                    for p in &parts {
+                        state_touched.push(((name.clone(), p.partition.clone()), now));
+                    }
+                    t.parts.extend(parts)
+                }
                 None => {
                     // Dropped while we wrote.
                     for p in parts {
@@ -707,6 +734,7 @@ impl Store {
                 buf.bytes -= flushed.iter().map(RecordBatch::get_array_memory_size).sum::<usize>().min(buf.bytes);
             }
         }
+        state.touched.extend(state_touched);
         state.manifest.flushed_lsn = state.manifest.flushed_lsn.max(covered);
         write_manifest(&self.dir, &state.manifest)?;
         drop(state);
@@ -751,20 +779,38 @@ impl Store {
         positions: &[sortkey::Position],
         how: PartSpec<'_>,
     ) -> Result<PartMeta> {
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        let chunks = positions
+            .chunks(part::ROW_GROUP_ROWS)
+            .map(|chunk| arrow_select::interleave::interleave_record_batch(&refs, chunk).map_err(Error::arrow));
+        let schema = batches.first().ok_or_else(|| Error::Invalid("a part needs rows".into()))?.schema();
+        self.write_rows(table, partition, schema, chunks, how)
+    }
+
+    /// Writes `chunks` (in order, a row group each) as one part of `partition` (not yet in the
+    /// manifest).
+    fn write_rows(
+        &self,
+        table: &str,
+        partition: &str,
+        schema: SchemaRef,
+        chunks: impl Iterator<Item = Result<RecordBatch>>,
+        how: PartSpec<'_>,
+    ) -> Result<PartMeta> {
         let PartSpec { ttl, shape, packing } = how;
         let file = format!("{:010}.parquet", self.next_part_id());
-        let refs: Vec<&RecordBatch> = batches.iter().collect();
         let mut expires = ttl.map(|_| i64::MAX);
-        let chunks = positions.chunks(part::ROW_GROUP_ROWS).map(|chunk| {
-            let rows = arrow_select::interleave::interleave_record_batch(&refs, chunk).map_err(Error::arrow)?;
+        let mut rows = 0u64;
+        let chunks = chunks.map(|chunk| {
+            let chunk = chunk?;
             if let (Some(t), Some(e)) = (ttl, expires.as_mut()) {
-                *e = (*e).min(t.first_expiry(&rows).map_err(Error::Invalid)?);
+                *e = (*e).min(t.first_expiry(&chunk).map_err(Error::Invalid)?);
             }
-            Ok(rows)
+            rows += chunk.num_rows() as u64;
+            Ok(chunk)
         });
-        let schema = batches.first().ok_or_else(|| Error::Invalid("a part needs rows".into()))?.schema();
         let bytes = part::write(&self.dir.join("tables").join(table).join(&file), schema, chunks, packing)?;
-        Ok(PartMeta { file, partition: partition.to_string(), rows: positions.len() as u64, bytes, expires, shape })
+        Ok(PartMeta { file, partition: partition.to_string(), rows, bytes, expires, shape })
     }
 
     /// A part file number nobody else will use (flushes and merges may run concurrently).
@@ -847,7 +893,8 @@ impl Store {
     /// rows (so merges stay bounded in memory and never rewrite big parts again and again).
     /// Returns the number of parts rewritten or removed.
     pub fn maintain(&self, now_secs: i64, max_parts: usize) -> Result<usize> {
-        let _upkeep = self.upkeep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one = self.maintaining.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _upkeep = self.upkeep.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let expired: Vec<PathBuf> = {
             let mut state = lock(&self.state);
             let (gone, kept): (Vec<_>, Vec<_>) =
@@ -858,8 +905,12 @@ impl Store {
         for path in expired {
             let _ = std::fs::remove_file(path);
         }
-        let tables: Vec<(String, ManifestTable)> =
-            lock(&self.state).manifest.tables.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
+        let (tables, touched) = {
+            let state = lock(&self.state);
+            let tables: Vec<(String, ManifestTable)> =
+                state.manifest.tables.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
+            (tables, state.touched.clone())
+        };
         let mut changed = 0;
         for (name, t) in tables {
             let ttl = t.ttl.as_deref().map(Ttl::parse).transpose().map_err(Error::Invalid)?;
@@ -867,14 +918,17 @@ impl Store {
             for p in &t.parts {
                 by_partition.entry(p.partition.as_str()).or_default().push(p);
             }
-            for parts in by_partition.values() {
+            for (partition, parts) in &by_partition {
+                let quiet = touched
+                    .get(&(name.clone(), partition.to_string()))
+                    .is_none_or(|t| t.elapsed() >= IDLE_AFTER);
                 if let Some(ttl) = &ttl {
                     // Only parts with a row past its time (or written before this was tracked).
                     let due: Vec<&PartMeta> =
                         parts.iter().copied().filter(|p| p.expires.is_none_or(|e| e <= now_secs)).collect();
                     changed += self.rewrite(&name, &t, &due, Some(ttl), now_secs, false)?;
                 }
-                let merge = merge_candidates(parts, max_parts);
+                let merge = merge_candidates(parts, max_parts, quiet);
                 if !merge.is_empty() {
                     changed += self.rewrite(&name, &t, &merge, ttl.as_ref(), now_secs, true)?;
                 }
@@ -897,33 +951,34 @@ impl Store {
         let groups: Vec<Vec<&PartMeta>> =
             if merge { vec![parts.to_vec()] } else { parts.iter().map(|p| vec![*p]).collect() };
         let shape = Shape::of(def)?;
+        let schema = self.schema(table)?;
+        let prepare = |b: RecordBatch| -> Result<RecordBatch> {
+            let b = shape.conform(&b)?;
+            match ttl {
+                Some(ttl) => ttl.keep(&b, now_secs).map_err(Error::Invalid),
+                None => Ok(b),
+            }
+        };
         let mut replaced = 0;
         for group in groups {
-            let mut batches = Vec::new();
-            for p in &group {
-                for b in part::read(&self.dir.join("tables").join(table).join(&p.file))? {
-                    batches.push(shape.conform(&b)?);
+            let dir = self.dir.join("tables").join(table);
+            let files = group
+                .iter()
+                .map(|p| File::open(dir.join(&p.file)).map_err(|e| Error::io(&dir.join(&p.file), e)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut rows = merge::Merge::open(files, &def.sorting_key, &prepare)?;
+            let how = PartSpec { ttl, shape: def.shape, packing: part::Packing::Compact };
+            let written = self.write_rows(table, &group[0].partition, schema.clone(), &mut rows, how)?;
+            let (before, after) = (rows.rows_in, rows.rows_out);
+            drop(rows);
+            let new_part = if after == 0 || (!merge && after == before) {
+                let _ = std::fs::remove_file(dir.join(&written.file));
+                if !merge && after == before {
+                    continue; // nothing expired in this part
                 }
-            }
-            let before: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            let kept = match ttl {
-                Some(ttl) => batches.iter().map(|b| ttl.keep(b, now_secs)).collect::<Result<Vec<_>, _>>(),
-                None => Ok(batches),
-            }
-            .map_err(Error::Invalid)?;
-            let after: usize = kept.iter().map(RecordBatch::num_rows).sum();
-            if !merge && after == before {
-                continue; // nothing expired in this part
-            }
-            let new_part = if after == 0 {
                 None
             } else {
-                let mut all: Vec<sortkey::Position> =
-                    kept.iter().enumerate().flat_map(|(b, k)| (0..k.num_rows()).map(move |r| (b, r))).collect();
-                sortkey::sort(&kept, &def.sorting_key, &mut all)?;
-                let partition = &group[0].partition;
-                let how = PartSpec { ttl, shape: def.shape, packing: part::Packing::Compact };
-                Some(self.write_part(table, partition, &kept, &all, how)?)
+                Some(written)
             };
             let mut state = lock(&self.state);
             let Some(t) = state.manifest.tables.get_mut(table) else { continue };
@@ -976,26 +1031,43 @@ impl Store {
     }
 }
 
-/// The most rows a merge writes into one part: bounds a merge's memory (inputs and output
-/// are held in memory) and how often a row is rewritten.
-pub const MAX_MERGED_ROWS: u64 = 2_000_000;
+/// The most rows a merge writes into one part. Merges stream (see [`merge`]), so this bounds
+/// how long one merge takes and how often a row is rewritten, not memory.
+pub const MAX_MERGED_ROWS: u64 = 50_000_000;
 
-/// The parts of one partition to merge now: when more than `max_parts` parts are still
-/// below [`MAX_MERGED_ROWS`], the smallest of them up to that many rows in all (at least two);
-/// otherwise none.
-fn merge_candidates<'a>(parts: &[&'a PartMeta], max_parts: usize) -> Vec<&'a PartMeta> {
+/// The parts of one partition to merge now, among those below [`MAX_MERGED_ROWS`], smallest
+/// first and at most that many rows in all:
+/// - parts of similar size: the two smallest when the second is at most twice the first, and
+///   each next one while it is no bigger than those picked together (so a row is rewritten
+///   about log2(part size / flush size) times, and a partition still being written keeps a
+///   few parts);
+/// - when more than `max_parts` are left anyway, the smallest regardless of size;
+/// - when the partition is `quiet` (no new part for [`IDLE_AFTER`]), all of them: a partition
+///   that is no longer written ends as one part, which is what its queries read fastest.
+fn merge_candidates<'a>(parts: &[&'a PartMeta], max_parts: usize, quiet: bool) -> Vec<&'a PartMeta> {
     let mut small: Vec<&PartMeta> = parts.iter().copied().filter(|p| p.rows < MAX_MERGED_ROWS).collect();
-    if small.len() <= max_parts {
+    if small.len() < 2 {
         return Vec::new();
     }
     small.sort_by_key(|p| p.rows);
+    let similar = small[1].rows <= 2 * small[0].rows.max(1);
+    let crowded = small.len() > max_parts;
+    if !(similar || crowded || quiet) {
+        return Vec::new();
+    }
     let mut total = 0;
     let picked: Vec<&PartMeta> = small
         .into_iter()
-        .take_while(|p| {
-            total += p.rows;
-            total <= MAX_MERGED_ROWS
+        .enumerate()
+        .take_while(|(i, p)| {
+            let fits = total + p.rows <= MAX_MERGED_ROWS;
+            let wanted = *i < 2 || quiet || crowded || p.rows <= total;
+            if fits && wanted {
+                total += p.rows;
+            }
+            fits && wanted
         })
+        .map(|(_, p)| p)
         .collect();
     if picked.len() < 2 { Vec::new() } else { picked }
 }
@@ -1009,20 +1081,27 @@ mod tests {
     }
 
     #[test]
-    fn merges_take_the_smallest_parts_and_leave_big_ones_alone() {
-        let parts: Vec<PartMeta> = [10, 1_500_000, 30, 20, 1_900_000, 40, 2_000_000]
-            .iter()
-            .enumerate()
-            .map(|(i, r)| part(&i.to_string(), *r))
-            .collect();
-        let refs: Vec<&PartMeta> = parts.iter().collect();
-        // Six parts below the cap, more than four: the smallest that fit in one merged part.
-        let picked: Vec<u64> = merge_candidates(&refs, 4).iter().map(|p| p.rows).collect();
-        assert_eq!(picked, [10, 20, 30, 40, 1_500_000]);
-        // Few enough small parts: nothing to do.
-        assert!(merge_candidates(&refs, 6).is_empty());
-        // Two parts that cannot fit together are never merged.
-        let big = [part("a", 1_500_000), part("b", 1_600_000)];
-        assert!(merge_candidates(&big.iter().collect::<Vec<_>>(), 1).is_empty());
+    fn merges_pick_similar_parts_and_everything_once_quiet() {
+        let parts = |rows: &[u64]| -> Vec<PartMeta> {
+            rows.iter().enumerate().map(|(i, r)| part(&i.to_string(), *r)).collect()
+        };
+        let rows = |picked: Vec<&PartMeta>| -> Vec<u64> { picked.iter().map(|p| p.rows).collect() };
+        // Similar sizes merge, and each next part while it is no bigger than those picked.
+        let p = parts(&[500, 4_000, 520, 1_000, 30_000]);
+        let refs: Vec<&PartMeta> = p.iter().collect();
+        assert_eq!(rows(merge_candidates(&refs, 8, false)), [500, 520, 1_000]);
+        // A small part beside a much bigger one waits (no rewriting the big one each flush)…
+        let p = parts(&[500, 4_000]);
+        let refs: Vec<&PartMeta> = p.iter().collect();
+        assert!(merge_candidates(&refs, 8, false).is_empty());
+        // …unless there are too many parts, or the partition has gone quiet.
+        assert_eq!(rows(merge_candidates(&refs, 1, false)), [500, 4_000]);
+        assert_eq!(rows(merge_candidates(&refs, 8, true)), [500, 4_000]);
+        // Parts at the cap are left alone, and merges stay below it.
+        let p = parts(&[MAX_MERGED_ROWS, 10, 20, MAX_MERGED_ROWS - 25]);
+        let refs: Vec<&PartMeta> = p.iter().collect();
+        assert_eq!(rows(merge_candidates(&refs, 8, true)), [10, 20]);
+        let one = parts(&[10]);
+        assert!(merge_candidates(&one.iter().collect::<Vec<_>>(), 0, true).is_empty());
     }
 }

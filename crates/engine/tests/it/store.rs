@@ -297,6 +297,44 @@ fn maintenance_merges_small_parts_and_applies_the_ttl() {
 }
 
 #[test]
+fn merges_stream_parts_larger_than_a_batch_and_keep_the_order() {
+    let dir = temp("stream-merge");
+    let (def, conv) = events();
+    let store = Store::open(&dir, WalOptions::default()).unwrap();
+    store.create_table(&def).unwrap();
+    // Four parts of 20,000 rows, every org in each: the merge interleaves them, across the
+    // readers' 8,192-row batches and into more than one 65,536-row group.
+    for part in 0..4 {
+        let lines: Vec<String> =
+            (0..20_000).map(|i| event(&format!("o{}", i % 7), part * 20_000 + i, 11)).collect();
+        store.append("events", rows(&conv, &def, &lines)).unwrap();
+        store.flush().unwrap();
+    }
+    assert_eq!(store.parts("events").unwrap().len(), 4);
+    assert_eq!(store.maintain(1_793_577_600, 0).unwrap(), 4);
+    let parts = store.parts("events").unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].rows, 80_000);
+    let merged = engine::embedded::part::read(&dir.join("tables/events").join(&parts[0].file)).unwrap();
+    let mut keys: Vec<(String, i64)> = Vec::new();
+    let mut users = std::collections::HashSet::new();
+    for b in &merged {
+        let times = arrow_cast::cast(b.column_by_name("timestamp").unwrap(), &arrow_schema::DataType::Int64).unwrap();
+        let times = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(times.as_ref());
+        let users_col = arrow_array::cast::AsArray::as_string::<i32>(b.column_by_name("user").unwrap().as_ref());
+        for (i, org) in arrow_cast_strings(b, "org").into_iter().enumerate() {
+            keys.push((org, times.value(i)));
+            users.insert(users_col.value(i).to_string());
+        }
+    }
+    assert_eq!(keys.len(), 80_000);
+    assert_eq!(users.len(), 80_000, "every row once");
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "sorted by (org, timestamp) across the whole part");
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn renamed_tables_keep_their_rows_across_replays() {
     let dir = temp("rename");
     let (def, conv) = events();
