@@ -103,6 +103,27 @@ fn clickhouse_sql(name: &str, pipe_text: &str, org: &str) -> Result<String> {
     Ok(sql)
 }
 
+/// Waits until the server's merges are done (`aviary_parts` unchanged for 10 s, after the time
+/// a partition takes to count as quiet); returns the part count.
+fn settle(client: &reqwest::blocking::Client, base: &str) -> Result<u64> {
+    let parts = || -> Result<u64> {
+        let text = client.get(format!("{base}/metrics")).bearer_auth(TOKEN).send()?.text()?;
+        let line = text.lines().find(|l| l.starts_with("aviary_parts ")).context("aviary_parts in /metrics")?;
+        Ok(line.trim_start_matches("aviary_parts ").trim().parse::<f64>()? as u64)
+    };
+    std::thread::sleep(Duration::from_secs(25));
+    let mut last = parts()?;
+    for _ in 0..36 {
+        std::thread::sleep(Duration::from_secs(10));
+        let now = parts()?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
 pub fn run(args: &QueryArgs) -> Result<ExitCode> {
     if !args.clickhouse_server.exists() {
         bail!(
@@ -150,9 +171,11 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
             Ok(())
         })?;
         drop(batches);
-        // Let Aviary flush and merge what it buffered, as a server that has been up a while.
-        std::thread::sleep(Duration::from_secs(25));
+        // Let both flush and merge what they were sent, as servers that have been up a while:
+        // past Aviary's quiet time, until its part count holds still.
         let client = http_client()?;
+        let parts = settle(&client, &aviary.base)?;
+        eprintln!("{parts} parts after merges");
         let sql = format!("{}/v0/sql", aviary.base);
         let count = |org: &str| {
             sql_count(&client, &sql, Some(TOKEN), &format!("SELECT count() FROM events WHERE org = '{org}'"))

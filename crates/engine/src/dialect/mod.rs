@@ -9,6 +9,7 @@ mod functions;
 mod lambda;
 mod query;
 pub mod udf;
+mod uniq;
 
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::ClickHouseDialect;

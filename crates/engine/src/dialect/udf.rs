@@ -93,6 +93,7 @@ pub fn register(ctx: &SessionContext) {
     ] {
         ctx.register_udf(f);
     }
+    ctx.register_udaf(super::uniq::udaf());
 }
 
 fn exec(msg: String) -> DataFusionError {

@@ -3,10 +3,10 @@
 
 pub mod codec;
 pub mod evolve;
+mod merge;
 pub mod part;
 pub mod partition;
 pub mod provider;
-mod merge;
 mod sortkey;
 pub mod store;
 pub mod ttl;

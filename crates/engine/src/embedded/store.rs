@@ -137,12 +137,11 @@ pub const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 /// started before (far above the query time limit).
 const RETIRED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// How a part is written: its table's TTL (to record the first expiry), shape and packing.
+/// How a part is written: its table's TTL (to record the first expiry) and shape.
 #[derive(Clone, Copy)]
 struct PartSpec<'a> {
     ttl: Option<&'a Ttl>,
     shape: u32,
-    packing: part::Packing,
 }
 
 /// What one query reads of a table (see [`Store::snapshot`]).
@@ -761,7 +760,7 @@ impl Store {
         for (id, mut positions) in groups.into_iter().enumerate() {
             sortkey::sort(batches, &def.sorting_key, &mut positions)?;
             let partition = labels.name(id as u32);
-            let how = PartSpec { ttl: ttl.as_ref(), shape: def.shape, packing: part::Packing::Fast };
+            let how = PartSpec { ttl: ttl.as_ref(), shape: def.shape };
             out.push(self.write_part(table, partition, batches, &positions, how)?);
         }
         File::open(&table_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(&table_dir, e))?;
@@ -797,7 +796,7 @@ impl Store {
         chunks: impl Iterator<Item = Result<RecordBatch>>,
         how: PartSpec<'_>,
     ) -> Result<PartMeta> {
-        let PartSpec { ttl, shape, packing } = how;
+        let PartSpec { ttl, shape } = how;
         let file = format!("{:010}.parquet", self.next_part_id());
         let mut expires = ttl.map(|_| i64::MAX);
         let mut rows = 0u64;
@@ -809,7 +808,7 @@ impl Store {
             rows += chunk.num_rows() as u64;
             Ok(chunk)
         });
-        let bytes = part::write(&self.dir.join("tables").join(table).join(&file), schema, chunks, packing)?;
+        let bytes = part::write(&self.dir.join("tables").join(table).join(&file), schema, chunks)?;
         Ok(PartMeta { file, partition: partition.to_string(), rows, bytes, expires, shape })
     }
 
@@ -919,9 +918,8 @@ impl Store {
                 by_partition.entry(p.partition.as_str()).or_default().push(p);
             }
             for (partition, parts) in &by_partition {
-                let quiet = touched
-                    .get(&(name.clone(), partition.to_string()))
-                    .is_none_or(|t| t.elapsed() >= IDLE_AFTER);
+                let quiet =
+                    touched.get(&(name.clone(), partition.to_string())).is_none_or(|t| t.elapsed() >= IDLE_AFTER);
                 if let Some(ttl) = &ttl {
                     // Only parts with a row past its time (or written before this was tracked).
                     let due: Vec<&PartMeta> =
@@ -967,7 +965,7 @@ impl Store {
                 .map(|p| File::open(dir.join(&p.file)).map_err(|e| Error::io(&dir.join(&p.file), e)))
                 .collect::<Result<Vec<_>>>()?;
             let mut rows = merge::Merge::open(files, &def.sorting_key, &prepare)?;
-            let how = PartSpec { ttl, shape: def.shape, packing: part::Packing::Compact };
+            let how = PartSpec { ttl, shape: def.shape };
             let written = self.write_rows(table, &group[0].partition, schema.clone(), &mut rows, how)?;
             let (before, after) = (rows.rows_in, rows.rows_out);
             drop(rows);

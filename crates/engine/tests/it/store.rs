@@ -305,8 +305,7 @@ fn merges_stream_parts_larger_than_a_batch_and_keep_the_order() {
     // Four parts of 20,000 rows, every org in each: the merge interleaves them, across the
     // readers' 8,192-row batches and into more than one 65,536-row group.
     for part in 0..4 {
-        let lines: Vec<String> =
-            (0..20_000).map(|i| event(&format!("o{}", i % 7), part * 20_000 + i, 11)).collect();
+        let lines: Vec<String> = (0..20_000).map(|i| event(&format!("o{}", i % 7), part * 20_000 + i, 11)).collect();
         store.append("events", rows(&conv, &def, &lines)).unwrap();
         store.flush().unwrap();
     }
