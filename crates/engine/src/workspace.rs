@@ -748,10 +748,12 @@ impl Workspace {
         crate::dialect::udf::register(&ctx);
         let mut memory_rows = 0u64;
         let mut memory_bytes = 0u64;
+        let mut files = Vec::new();
         for table in datafiles::table_references(sql) {
             let Ok(snapshot) = self.store.snapshot(&table) else { continue };
             memory_rows += snapshot.memory.iter().map(|b| b.num_rows() as u64).sum::<u64>();
             memory_bytes += snapshot.memory.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
+            files.extend(snapshot.files.iter().cloned());
             let provider = crate::embedded::provider::PartsTable::new(snapshot);
             if let Some((schema, _)) = table.split_once('.')
                 && let Some(catalog) = ctx.catalog("datafusion")
@@ -764,6 +766,14 @@ impl Workspace {
         }
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(translated.statement));
         let plan = ctx.state().statement_to_plan(statement).await.map_err(|e| Error::Query(e.to_string()))?;
+        // A query that reads few rows runs on one thread: exchanging rows between threads costs
+        // more than its reading.
+        let conditions = crate::embedded::estimate::conditions(&plan);
+        let cache = self.runtime.cache_manager.get_file_metadata_cache();
+        let reads = crate::embedded::estimate::rows_to_read(&files, &cache, &conditions).map(|r| r + memory_rows);
+        if reads.is_some_and(|r| r <= ONE_THREAD_ROWS) {
+            ctx.state_ref().write().config_mut().options_mut().execution.target_partitions = 1;
+        }
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| Error::Query(e.to_string()))?;
         Ok(Prepared { ctx, df, memory_rows, memory_bytes, ignored_settings: translated.ignored_settings })
     }
@@ -778,6 +788,9 @@ impl Workspace {
         &self.store
     }
 }
+
+/// Rows a query reads at most (by its row groups' and pages' statistics) to run on one thread.
+const ONE_THREAD_ROWS: u64 = 65_536;
 
 /// Memory for decoded Parquet footers and page indexes, shared by a workspace's queries.
 const METADATA_CACHE_BYTES: usize = 512 * 1024 * 1024;

@@ -61,9 +61,17 @@ fn row_hashes(values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<(Vec
     let rows = values.first().map_or(0, |v| v.len());
     let mut hashes = vec![0u64; rows];
     create_hashes(values.iter(), &HLL_RANDOM_STATE, &mut hashes)?;
-    let counted = (0..rows)
-        .map(|r| values.iter().all(|v| v.is_valid(r)) && filter.is_none_or(|f| f.is_valid(r) && f.value(r)))
-        .collect();
+    let counted = if filter.is_none() && values.iter().all(|v| v.null_count() == 0) {
+        vec![true; rows]
+    } else {
+        let nulls: Vec<Option<arrow_buffer::NullBuffer>> = values.iter().map(|v| v.logical_nulls()).collect();
+        (0..rows)
+            .map(|r| {
+                nulls.iter().all(|n| n.as_ref().is_none_or(|n| n.is_valid(r)))
+                    && filter.is_none_or(|f| f.is_valid(r) && f.value(r))
+            })
+            .collect()
+    };
     Ok((hashes, counted))
 }
 
@@ -124,6 +132,7 @@ struct One(Hashes);
 impl Accumulator for One {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let (hashes, counted) = row_hashes(values, None)?;
+        self.0.reserve(hashes.len() / 4);
         self.0.extend(hashes.into_iter().zip(counted).filter(|(_, c)| *c).map(|(h, _)| h));
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! once, and sorted Parquet parts listed in an atomically replaced manifest.
 
 pub mod codec;
+pub mod estimate;
 pub mod evolve;
 mod merge;
 pub mod part;

@@ -138,6 +138,24 @@ async fn a_query_for_one_tenant_reads_little_more_than_its_rows() {
     assert!(out.rows_read <= 4_000, "read {} rows for a 2,000-row tenant of 120,000", out.rows_read);
     let all = ws.sql("SELECT count() AS c FROM events").await.unwrap();
     assert_eq!(all.rows_read, 120_000, "an unfiltered query reads everything");
+    // The same answers whether a query runs on one thread (one small tenant, by its pages'
+    // statistics) or on several (many rows): counts, uniq and groups.
+    let per_org = "SELECT org, count() AS c, uniq(user) AS u, uniqExact(user) AS e FROM events WHERE org IN ({}) \
+                   GROUP BY org ORDER BY org";
+    for orgs in ["'small'", "'small', 'org00', 'org01', 'org02', 'org03', 'org04', 'org05', 'org06', 'org08', 'org09'"]
+    {
+        let out = ws.sql(&per_org.replace("{}", orgs)).await.unwrap();
+        let b = arrow_select::concat::concat_batches(&out.schema, &out.batches).unwrap();
+        assert_eq!(b.num_rows(), orgs.split(',').count());
+        for r in 0..b.num_rows() {
+            assert_eq!(b.column(1).as_primitive::<UInt64Type>().value(r), 2_000);
+            let (u, e) =
+                (b.column(2).as_primitive::<UInt64Type>().value(r), b.column(3).as_primitive::<UInt64Type>().value(r));
+            assert_eq!(u, e, "uniq agrees with uniqExact on {orgs}");
+            assert!(e > 0 && e <= 97);
+        }
+    }
+    assert_eq!(count(&ws, "SELECT uniq(org) FROM events").await, 60);
     drop(ws);
     std::fs::remove_dir_all(&dir).unwrap();
 }
