@@ -38,7 +38,7 @@ const TEMPLATES: &[(&str, Option<usize>, &str)] = &[
     ("argMin", Some(2), "first_value($1 ORDER BY $2 ASC) FILTER (WHERE $2 IS NOT NULL)"),
     ("groupArray", Some(1), "coalesce(array_agg($1) FILTER (WHERE $1 IS NOT NULL), make_array())"),
     ("groupUniqArray", Some(1), "coalesce(array_agg(DISTINCT $1) FILTER (WHERE $1 IS NOT NULL), make_array())"),
-    ("median", Some(1), "percentile_cont($1, 0.5)"),
+    ("median", Some(1), "ch_quantile($1, 0.5)"),
     ("topK", Some(1), "ch_top_k(array_agg($1) FILTER (WHERE $1 IS NOT NULL), 10)"),
     ("medianExact", Some(1), "percentile_cont($1, 0.5)"),
     ("sum", Some(1), "ch_zero_if_null(sum($1))"),
@@ -566,7 +566,7 @@ fn parametric(f: &Function, name: &str) -> Result<Expr, DialectError> {
     let sql = match name {
         "quantile" | "quantileTDigest" | "quantileTiming" => {
             one("one level and one argument")?;
-            "percentile_cont($1, $p1)".to_string()
+            "ch_quantile($1, $p1)".to_string()
         }
         "quantileExact" => {
             one("one level and one argument")?;
@@ -576,8 +576,8 @@ fn parametric(f: &Function, name: &str) -> Result<Expr, DialectError> {
         }
         "quantiles" | "quantilesTDigest" => {
             one("levels and one argument")?;
-            let each: Vec<String> = (1..=params.len()).map(|i| format!("percentile_cont($1, $p{i})")).collect();
-            format!("make_array({})", each.join(", "))
+            let levels: Vec<String> = (1..=params.len()).map(|i| format!("$p{i}")).collect();
+            format!("ch_quantiles($1, {})", levels.join(", "))
         }
         "topK" => {
             one("a count and one argument")?;

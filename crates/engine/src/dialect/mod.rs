@@ -7,6 +7,7 @@
 mod aliases;
 mod functions;
 mod lambda;
+mod quantile;
 mod query;
 pub mod udf;
 mod uniq;

@@ -94,6 +94,9 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udf(f);
     }
     ctx.register_udaf(super::uniq::udaf());
+    for f in super::quantile::udafs() {
+        ctx.register_udaf(f);
+    }
 }
 
 fn exec(msg: String) -> DataFusionError {

@@ -1,8 +1,11 @@
-//! ClickHouse's `uniq` (and `uniqCombined`, `uniqHLL12`, `uniqIf`) as the aggregate `ch_uniq`:
-//! the number of distinct 64-bit hashes of the arguments. ClickHouse's answer is an estimate;
-//! this one is exact up to hash collisions (one in about 2^32 pairs at four billion values),
-//! and much cheaper than counting distinct values themselves: a group keeps a set of `u64`,
-//! never copies of strings. `uniqExact` stays an exact `count(DISTINCT …)`.
+//! ClickHouse's `uniq` (and `uniqCombined`, `uniqHLL12`, `uniqIf`) as the aggregate `ch_uniq`,
+//! with ClickHouse's algorithm (adaptive sampling): a group keeps the 64-bit hashes of the
+//! distinct argument values it met, up to 65,536 of them; past that it keeps only the hashes
+//! whose lowest `k` bits are zero (raising `k` until the set fits again) and answers the set's
+//! size times 2^k. Up to 65,536 distinct values the count is exact (but for hash collisions);
+//! beyond, an estimate within about 1% — much cheaper than counting distinct values themselves:
+//! a group holds at most 65,536 `u64`, never copies of strings. `uniqExact` stays an exact
+//! `count(DISTINCT …)`.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -56,6 +59,55 @@ impl Hasher for Identity {
 
 type Hashes = HashSet<u64, BuildHasherDefault<Identity>>;
 
+/// Most hashes a group keeps before it samples.
+const MAX_KEPT: usize = 65_536;
+
+/// One group's sample: the distinct hashes whose lowest `skip` bits are zero.
+#[derive(Debug, Default)]
+struct Sample {
+    hashes: Hashes,
+    skip: u32,
+}
+
+impl Sample {
+    fn mask(&self) -> u64 {
+        (1u64 << self.skip) - 1
+    }
+
+    fn insert(&mut self, h: u64) {
+        if h & self.mask() == 0 && self.hashes.insert(h) && self.hashes.len() > MAX_KEPT {
+            self.shrink();
+        }
+    }
+
+    fn shrink(&mut self) {
+        while self.hashes.len() > MAX_KEPT {
+            self.skip += 1;
+            let mask = self.mask();
+            self.hashes.retain(|h| h & mask == 0);
+        }
+    }
+
+    fn merge(&mut self, hashes: &[u64], skip: u32) {
+        if skip > self.skip {
+            self.skip = skip;
+            let mask = self.mask();
+            self.hashes.retain(|h| h & mask == 0);
+        }
+        for h in hashes {
+            self.insert(*h);
+        }
+    }
+
+    fn count(&self) -> u64 {
+        (self.hashes.len() as u64) << self.skip
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.hashes.capacity() * 9
+    }
+}
+
 /// The hashes of the rows of `values` that count: no NULL argument, and the filter passes.
 fn row_hashes(values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<(Vec<u64>, Vec<bool>)> {
     let rows = values.first().map_or(0, |v| v.len());
@@ -75,16 +127,31 @@ fn row_hashes(values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<(Vec
     Ok((hashes, counted))
 }
 
-fn state_field() -> FieldRef {
-    Arc::new(Field::new("hashes", DataType::List(Arc::new(Field::new("item", DataType::UInt64, true))), true))
+fn state_fields() -> Vec<FieldRef> {
+    vec![
+        Arc::new(Field::new("hashes", DataType::List(Arc::new(Field::new("item", DataType::UInt64, true))), true)),
+        Arc::new(Field::new("skip", DataType::UInt32, true)),
+    ]
 }
 
-/// Each state row's hashes (a list of `u64`).
-fn state_rows(states: &[ArrayRef]) -> Result<&arrow_array::ListArray> {
-    states
-        .first()
-        .and_then(|s| s.as_list_opt::<i32>())
-        .ok_or_else(|| DataFusionError::Internal(format!("{NAME}: state must be a list of hashes")))
+/// The states' rows: each a list of hashes and its sampling degree.
+fn state_rows(states: &[ArrayRef]) -> Result<(&arrow_array::ListArray, &arrow_array::UInt32Array)> {
+    let bad = || DataFusionError::Internal(format!("{NAME}: state must be hashes and a sampling degree"));
+    let lists = states.first().and_then(|s| s.as_list_opt::<i32>()).ok_or_else(bad)?;
+    let skips = states.get(1).and_then(|s| s.as_primitive_opt::<arrow_array::types::UInt32Type>()).ok_or_else(bad)?;
+    Ok((lists, skips))
+}
+
+/// Samples as states.
+fn to_states<'a>(samples: impl Iterator<Item = &'a Sample>) -> Vec<ArrayRef> {
+    let mut lists = ListBuilder::new(UInt64Builder::new());
+    let mut skips = arrow_array::builder::UInt32Builder::new();
+    for s in samples {
+        lists.values().append_slice(&s.hashes.iter().copied().collect::<Vec<_>>());
+        lists.append(true);
+        skips.append_value(s.skip);
+    }
+    vec![Arc::new(lists.finish()), Arc::new(skips.finish())]
 }
 
 impl AggregateUDFImpl for Uniq {
@@ -109,11 +176,11 @@ impl AggregateUDFImpl for Uniq {
     }
 
     fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![state_field()])
+        Ok(state_fields())
     }
 
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(One(Hashes::default())))
+        Ok(Box::new(One(Sample::default())))
     }
 
     fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
@@ -125,49 +192,51 @@ impl AggregateUDFImpl for Uniq {
     }
 }
 
-/// One group's hashes.
+/// The sample of a query without groups.
 #[derive(Debug)]
-struct One(Hashes);
+struct One(Sample);
 
 impl Accumulator for One {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let (hashes, counted) = row_hashes(values, None)?;
-        self.0.reserve(hashes.len() / 4);
-        self.0.extend(hashes.into_iter().zip(counted).filter(|(_, c)| *c).map(|(h, _)| h));
+        for (h, c) in hashes.into_iter().zip(counted) {
+            if c {
+                self.0.insert(h);
+            }
+        }
         Ok(())
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let lists = state_rows(states)?;
+        let (lists, skips) = state_rows(states)?;
         for r in 0..lists.len() {
             if lists.is_valid(r) {
-                self.0.extend(lists.value(r).as_primitive::<UInt64Type>().values().iter().copied());
+                self.0.merge(lists.value(r).as_primitive::<UInt64Type>().values(), skips.value(r));
             }
         }
         Ok(())
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let hashes: Vec<ScalarValue> = self.0.iter().map(|h| ScalarValue::UInt64(Some(*h))).collect();
-        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(&hashes, &DataType::UInt64))])
+        to_states(std::iter::once(&self.0)).iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::UInt64(Some(self.0.len() as u64)))
+        Ok(ScalarValue::UInt64(Some(self.0.count())))
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.0.capacity() * 9
+        self.0.size()
     }
 }
 
-/// Every group's hashes, by group index.
-struct Groups(Vec<Hashes>);
+/// Every group's sample, by group index.
+struct Groups(Vec<Sample>);
 
 impl Groups {
     fn grow(&mut self, total: usize) {
         if self.0.len() < total {
-            self.0.resize_with(total, Hashes::default);
+            self.0.resize_with(total, Sample::default);
         }
     }
 }
@@ -192,10 +261,10 @@ impl GroupsAccumulator for Groups {
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         self.grow(total_num_groups);
-        let lists = state_rows(values)?;
+        let (lists, skips) = state_rows(values)?;
         for (r, g) in group_indices.iter().enumerate() {
             if lists.is_valid(r) {
-                self.0[*g].extend(lists.value(r).as_primitive::<UInt64Type>().values().iter().copied());
+                self.0[*g].merge(lists.value(r).as_primitive::<UInt64Type>().values(), skips.value(r));
             }
         }
         Ok(())
@@ -205,32 +274,64 @@ impl GroupsAccumulator for Groups {
     /// or none.
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
         let (hashes, counted) = row_hashes(values, opt_filter)?;
-        let mut b = ListBuilder::new(UInt64Builder::new());
-        for (h, c) in hashes.into_iter().zip(counted) {
-            if c {
-                b.values().append_value(h);
-            }
-            b.append(true);
-        }
-        Ok(vec![Arc::new(b.finish())])
+        let rows: Vec<Sample> = hashes
+            .into_iter()
+            .zip(counted)
+            .map(|(h, c)| {
+                let mut s = Sample::default();
+                if c {
+                    s.insert(h);
+                }
+                s
+            })
+            .collect();
+        Ok(to_states(rows.iter()))
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let groups = emit_to.take_needed(&mut self.0);
-        Ok(Arc::new(UInt64Array::from_iter_values(groups.iter().map(|s| s.len() as u64))))
+        Ok(Arc::new(UInt64Array::from_iter_values(groups.iter().map(Sample::count))))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let groups = emit_to.take_needed(&mut self.0);
-        let mut b = ListBuilder::new(UInt64Builder::new());
-        for s in groups {
-            b.values().append_slice(&s.into_iter().collect::<Vec<_>>());
-            b.append(true);
-        }
-        Ok(vec![Arc::new(b.finish())])
+        Ok(to_states(groups.iter()))
     }
 
     fn size(&self) -> usize {
-        self.0.capacity() * std::mem::size_of::<Hashes>() + self.0.iter().map(|s| s.capacity() * 9).sum::<usize>()
+        self.0.capacity() * std::mem::size_of::<Sample>() + self.0.iter().map(Sample::size).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hashes(range: std::ops::Range<u64>) -> Vec<u64> {
+        let values: ArrayRef = Arc::new(UInt64Array::from_iter_values(range));
+        row_hashes(&[values], None).unwrap().0
+    }
+
+    #[test]
+    fn exact_up_to_the_limit_then_a_close_estimate() {
+        let mut s = Sample::default();
+        for h in hashes(0..60_000).into_iter().chain(hashes(0..1_000)) {
+            s.insert(h);
+        }
+        assert_eq!((s.count(), s.skip), (60_000, 0));
+        let mut big = Sample::default();
+        for h in hashes(0..300_000) {
+            big.insert(h);
+        }
+        assert!(big.skip > 0 && big.hashes.len() <= MAX_KEPT);
+        let error = (big.count() as f64 - 300_000.0).abs() / 300_000.0;
+        assert!(error < 0.02, "estimate {} for 300,000", big.count());
+        // Merging two halves sampled separately gives the same kind of answer.
+        let (mut a, mut b) = (Sample::default(), Sample::default());
+        hashes(0..150_000).into_iter().for_each(|h| a.insert(h));
+        hashes(100_000..300_000).into_iter().for_each(|h| b.insert(h));
+        let kept: Vec<u64> = b.hashes.iter().copied().collect();
+        a.merge(&kept, b.skip);
+        assert_eq!(a.count(), big.count(), "the merged sample keeps the same hashes");
     }
 }

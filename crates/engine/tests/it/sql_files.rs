@@ -297,7 +297,8 @@ fn normal(cell: &str) -> String {
         return cell[..19].to_string();
     }
     if cell.starts_with('[') || cell.starts_with('(') {
-        return cell.replace(['\'', ' '], "");
+        // Whole floats inside print without the fraction there too.
+        return cell.replace(['\'', ' '], "").replace(".0,", ",").replace(".0]", "]").replace(".0)", ")");
     }
     // A tuple, which the embedded engine holds as a struct: `{c0: 1, c1: a}`.
     if let Some(fields) = cell.strip_prefix("{c0: ").and_then(|c| c.strip_suffix('}')) {
