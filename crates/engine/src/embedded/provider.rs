@@ -10,7 +10,8 @@ use datafusion::common::DFSchema;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
-use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetFileReaderFactory};
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::datasource::physical_plan::parquet::{ParquetFileMetrics, ParquetFileReaderFactory};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -68,7 +69,7 @@ impl TableProvider for PartsTable {
             let runtime = state.runtime_env();
             let store = runtime.object_store(ObjectStoreUrl::local_filesystem())?;
             let cache = runtime.cache_manager.get_file_metadata_cache();
-            let readers = WithPageIndex(CachedParquetFileReaderFactory::new(store, cache));
+            let readers = LocalParts { store, cache };
             let mut source = ParquetSource::new(schema.clone())
                 .with_enable_page_index(true)
                 .with_parquet_file_reader_factory(Arc::new(readers));
@@ -102,43 +103,84 @@ impl TableProvider for PartsTable {
     }
 }
 
-/// Parquet readers whose metadata always includes the page index, so that the metadata cache
-/// holds it: DataFusion asks for the footer alone and loads the page index afterwards, outside
-/// the cache, which would decode a part's whole page index on every query.
+/// Readers of local parts. Metadata comes from the workspace's metadata cache and always
+/// includes the page index (DataFusion asks for the footer alone and loads the page index
+/// outside the cache, which would decode a part's whole page index on every query). Pages are
+/// read with `pread` on the calling thread: parts are local files, mostly in the page cache, and
+/// a read of a few pages costs less than handing it to a blocking thread as the object store
+/// does.
 #[derive(Debug)]
-struct WithPageIndex(CachedParquetFileReaderFactory);
+struct LocalParts {
+    store: Arc<dyn datafusion::object_store::ObjectStore>,
+    cache: Arc<datafusion::execution::cache::cache_manager::FileMetadataCache>,
+}
 
-impl ParquetFileReaderFactory for WithPageIndex {
+impl ParquetFileReaderFactory for LocalParts {
     fn create_reader(
         &self,
         partition_index: usize,
         partitioned_file: PartitionedFile,
-        metadata_size_hint: Option<usize>,
+        _metadata_size_hint: Option<usize>,
         metrics: &datafusion::physical_plan::metrics::ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
-        let inner = self.0.create_reader(partition_index, partitioned_file, metadata_size_hint, metrics)?;
-        Ok(Box::new(PageIndexReader(inner)))
+        let location = partitioned_file.object_meta.location.clone();
+        let path = std::path::Path::new("/").join(location.as_ref());
+        let file = std::fs::File::open(&path).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let metrics = ParquetFileMetrics::new(partition_index, location.as_ref(), metrics);
+        Ok(Box::new(PartReader {
+            file,
+            metrics,
+            store: self.store.clone(),
+            cache: self.cache.clone(),
+            object_meta: partitioned_file.object_meta,
+        }))
     }
 }
 
-struct PageIndexReader(Box<dyn AsyncFileReader + Send>);
+struct PartReader {
+    file: std::fs::File,
+    metrics: ParquetFileMetrics,
+    store: Arc<dyn datafusion::object_store::ObjectStore>,
+    cache: Arc<datafusion::execution::cache::cache_manager::FileMetadataCache>,
+    object_meta: datafusion::object_store::ObjectMeta,
+}
 
 type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = parquet::errors::Result<T>> + Send + 'a>>;
 
-impl AsyncFileReader for PageIndexReader {
+impl PartReader {
+    fn read(&self, range: std::ops::Range<u64>) -> parquet::errors::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        self.file
+            .read_exact_at(&mut buf, range.start)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        self.metrics.bytes_scanned.add(buf.len());
+        Ok(bytes::Bytes::from(buf))
+    }
+}
+
+impl AsyncFileReader for PartReader {
     fn get_bytes(&mut self, range: std::ops::Range<u64>) -> Boxed<'_, bytes::Bytes> {
-        self.0.get_bytes(range)
+        let read = self.read(range);
+        Box::pin(std::future::ready(read))
     }
 
     fn get_byte_ranges(&mut self, ranges: Vec<std::ops::Range<u64>>) -> Boxed<'_, Vec<bytes::Bytes>> {
-        self.0.get_byte_ranges(ranges)
+        let read = ranges.into_iter().map(|r| self.read(r)).collect();
+        Box::pin(std::future::ready(read))
     }
 
     fn get_metadata<'a>(
         &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
+        _options: Option<&'a ArrowReaderOptions>,
     ) -> Boxed<'a, Arc<parquet::file::metadata::ParquetMetaData>> {
-        let options = options.cloned().unwrap_or_default().with_page_index_policy(PageIndexPolicy::Optional);
-        Box::pin(async move { self.0.get_metadata(Some(&options)).await })
+        Box::pin(async move {
+            DFParquetMetadata::new(self.store.as_ref(), &self.object_meta)
+                .with_file_metadata_cache(Some(self.cache.clone()))
+                .with_page_index_policy(Some(PageIndexPolicy::Optional))
+                .fetch_metadata()
+                .await
+                .map_err(|e| parquet::errors::ParquetError::General(e.to_string()))
+        })
     }
 }
