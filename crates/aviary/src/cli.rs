@@ -27,6 +27,9 @@ enum Command {
     /// Deploy a datafile project (`.datasource` and `.pipe` files under DIR) to a running server:
     /// it becomes the workspace's definition.
     Deploy(crate::deploy::DeployArgs),
+    /// Manage the static tokens of a running server.
+    #[command(subcommand)]
+    Token(crate::token::TokenCommand),
     /// Benchmarks (run them on a release build: `cargo run --release -- bench ingest`).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -81,6 +84,15 @@ pub struct ServeArgs {
     /// Documentation base URL used in error bodies.
     #[arg(long, env = "AVIARY_DOCS_BASE_URL", default_value = "https://www.tinybird.co/docs")]
     pub docs_base_url: String,
+    /// Requests per second allowed to each non-admin static token (also the burst); 0: no limit.
+    #[arg(long, env = "AVIARY_STATIC_TOKEN_RPS", default_value_t = 0)]
+    pub static_token_rps: u32,
+    /// Longest JWT lifetime accepted, in seconds (`exp` − now); unset: no maximum.
+    #[arg(long, env = "AVIARY_JWT_MAX_LIFETIME")]
+    pub jwt_max_lifetime: Option<u64>,
+    /// Key that seals stored token strings; generated in the data directory when not given.
+    #[arg(long, env = "AVIARY_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +120,7 @@ impl Cli {
             Command::Serve(args) => crate::serve::run(*args),
             Command::Append(args) => crate::append::run(&args),
             Command::Deploy(args) => crate::deploy::run(&args),
+            Command::Token(cmd) => cmd.run(),
             Command::Bench(cmd) => cmd.run(),
         };
         match result {

@@ -6,6 +6,7 @@ mod bench_query;
 mod cli;
 mod deploy;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 

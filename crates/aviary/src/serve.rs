@@ -67,6 +67,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         events_rps: args.events_rps,
         query_timeout: Duration::from_secs_f64(args.query_timeout.max(0.001)),
         max_result_bytes: args.max_result_bytes,
+        static_token_rps: args.static_token_rps,
+        jwt_max_lifetime: args.jwt_max_lifetime.map(Duration::from_secs),
+        secret_key: args.secret_key.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -31,6 +31,9 @@ pub enum Error {
     /// A query failed (parse, plan or execution).
     #[error("{0}")]
     Query(String),
+    /// The grant may not read what the query reads (403), with the reason.
+    #[error("{0}")]
+    Forbidden(String),
     /// A pipe request failed (missing pipe or endpoint, template error).
     #[error(transparent)]
     Pipe(#[from] crate::pipes::PipeError),

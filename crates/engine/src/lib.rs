@@ -11,6 +11,7 @@ pub mod embedded;
 mod error;
 pub mod ingest;
 pub mod pipes;
+pub mod policy;
 pub mod usage;
 pub mod wal;
 pub mod workspace;

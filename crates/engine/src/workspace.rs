@@ -14,6 +14,8 @@ use crate::embedded::store::{Store, TableDef};
 use crate::ingest::arrow::batch;
 use crate::ingest::rows::{Quarantined, RowConverter};
 use crate::ingest::value::Cell;
+use crate::pipes::PipeError;
+use crate::policy::{FixedParams, ReadPolicy, Reading, Views, with_fixed};
 use crate::wal::WalOptions;
 use crate::{Error, Result};
 
@@ -418,44 +420,92 @@ impl Workspace {
         &self.pipes
     }
 
-    /// Runs SQL API text: pipes named as tables are their endpoint's result rendered with
-    /// `params`, and with `pipeline` that pipe's nodes (and `_`, its result) are tables too.
+    /// Runs SQL API text as an admin: pipes named as tables are their endpoint's result
+    /// rendered with `params`, and with `pipeline` that pipe's nodes (and `_`, its result) are
+    /// tables too.
     pub async fn sql_with_pipes(
         &self,
         sql: &str,
         params: &template::Params,
         pipeline: Option<&str>,
     ) -> Result<QueryOutput> {
-        let mut ctes = Vec::new();
-        let mut named: Vec<String> = Vec::new();
-        if let Some(p) = pipeline {
-            ctes = self.pipes.pipeline_ctes(p, params)?;
-            if let Some(stored) = self.pipes.get(p) {
-                named.extend(stored.pipe.nodes.iter().map(|n| n.name.clone()));
-            }
-            named.push("_".into());
-        }
-        for table in datafiles::table_references(sql) {
-            if named.contains(&table) || self.entry(&table).is_ok() || self.pipes.get(&table).is_none() {
-                continue;
-            }
-            let mut warnings = Vec::new();
-            let text = self.pipes.render_as_table(&table, params, &mut warnings, 0)?;
-            ctes.push(format!("`{table}` AS ({text})"));
-            named.push(table);
-        }
-        self.sql(&crate::pipes::with_ctes(&ctes, sql)).await
+        self.sql_as(sql, params, pipeline, &ReadPolicy::All).await
     }
 
-    /// Runs pipe `name`'s endpoint with `params`; with `q`, runs `q` over its result (the
-    /// result is the table `_`, also reachable by the pipe's name).
+    /// Runs SQL API text for a grant: its tables are the data sources the policy names (read
+    /// through their filters) and the pipes it names, each planned on its own with its fixed
+    /// params forced and its data sources read under that pipe's tenant values.
+    pub async fn sql_as(
+        &self,
+        sql: &str,
+        params: &template::Params,
+        pipeline: Option<&str>,
+        policy: &ReadPolicy,
+    ) -> Result<QueryOutput> {
+        let mut reads = Reads::default();
+        let mut views = Views::new();
+        if let Some(p) = pipeline {
+            let fixed = pipe_fixed(policy, p)?;
+            let forced = with_fixed(params, fixed);
+            let ctes = self.pipes.pipeline_ctes(p, &forced)?;
+            let stored = self.pipes.get(p).ok_or_else(|| PipeError::NotFound(p.to_string()))?;
+            let reading = Reading { policy, pipe: Some(fixed.unwrap_or(&NO_PARAMS)) };
+            for name in stored.pipe.nodes.iter().map(|n| n.name.as_str()).chain(["_"]) {
+                if !datafiles::table_references(sql).iter().any(|t| t == name) {
+                    continue;
+                }
+                let body = crate::pipes::with_ctes(&ctes, &format!("SELECT * FROM `{name}`"));
+                let (_, plan, _) = self.plan(&body, reading, &Views::new(), &mut reads).await?;
+                views.insert(name.to_string(), plan);
+            }
+        }
+        for table in datafiles::table_references(sql) {
+            if views.contains_key(&table) || self.entry(&table).is_ok() || self.pipes.get(&table).is_none() {
+                continue;
+            }
+            let Ok(fixed) = pipe_fixed(policy, &table) else { continue };
+            let mut warnings = Vec::new();
+            let text = self.pipes.render_as_table(&table, &with_fixed(params, fixed), &mut warnings, 0)?;
+            let reading = Reading { policy, pipe: Some(fixed.unwrap_or(&NO_PARAMS)) };
+            let (_, plan, _) = self.plan(&text, reading, &Views::new(), &mut reads).await?;
+            views.insert(table, plan);
+        }
+        let outer = Reading { policy, pipe: None };
+        self.run(sql, outer, &views, reads).await
+    }
+
+    /// Runs pipe `name`'s endpoint with `params` as an admin; with `q`, runs `q` over its result
+    /// (the result is the table `_`, also reachable by the pipe's name).
     pub async fn query_pipe(&self, name: &str, params: &template::Params, q: Option<&str>) -> Result<PipeOutput> {
-        let rendered = self.pipes.render_endpoint(name, params)?;
+        self.query_pipe_as(name, params, q, &ReadPolicy::All).await
+    }
+
+    /// Runs pipe `name`'s endpoint for a grant: the pipe's fixed params are applied on top of
+    /// `params`, and every data source it reads is read under the policy (filters, tenant key).
+    /// `q` sees only the pipe's result and what the grant may read directly.
+    pub async fn query_pipe_as(
+        &self,
+        name: &str,
+        params: &template::Params,
+        q: Option<&str>,
+        policy: &ReadPolicy,
+    ) -> Result<PipeOutput> {
+        let fixed = pipe_fixed(policy, name)?;
+        let rendered = self.pipes.render_endpoint(name, &with_fixed(params, fixed))?;
+        let reading = Reading { policy, pipe: Some(fixed.unwrap_or(&NO_PARAMS)) };
+        let output = match q {
+            None => self.run(&rendered.sql, reading, &Views::new(), Reads::default()).await?,
+            Some(q) => {
+                let mut reads = Reads::default();
+                let (_, plan, _) = self.plan(&rendered.sql, reading, &Views::new(), &mut reads).await?;
+                let views = Views::from([("_".to_string(), plan.clone()), (name.to_string(), plan)]);
+                self.run(q, Reading { policy, pipe: None }, &views, reads).await?
+            }
+        };
         let sql = match q {
             Some(q) => format!("WITH `_` AS ({0}), `{name}` AS (SELECT * FROM `_`) {q}", rendered.sql),
             None => rendered.sql,
         };
-        let output = self.sql(&sql).await?;
         Ok(PipeOutput { output, warnings: rendered.warnings, sql })
     }
 
@@ -711,10 +761,15 @@ impl Workspace {
         Ok(())
     }
 
-    /// Runs a read query over the workspace's tables.
+    /// Runs a read query over the workspace's tables (as an admin).
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
-        let prepared = self.prepare(sql).await?;
-        let Prepared { ctx, df, memory_rows, memory_bytes, ignored_settings } = prepared;
+        self.run(sql, Reading::all(), &Views::new(), Reads::default()).await
+    }
+
+    /// Plans and runs `sql` with `views` (pipes planned on their own) readable as tables.
+    async fn run(&self, sql: &str, reading: Reading<'_>, views: &Views, mut reads: Reads) -> Result<QueryOutput> {
+        let prepared = self.prepare(sql, reading, views, &mut reads).await?;
+        let Prepared { ctx, df, ignored_settings } = prepared;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let physical = df.create_physical_plan().await.map_err(|e| Error::Query(e.to_string()))?;
         let batches = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx())
@@ -722,13 +777,23 @@ impl Workspace {
             .map_err(|e| Error::Query(e.to_string()))?;
         // What the Parquet scans read after pruning, plus every row held in memory.
         let (parquet_rows, parquet_bytes) = scanned(physical.as_ref());
-        let (rows_read, bytes_read) = (parquet_rows + memory_rows, parquet_bytes + memory_bytes);
-        Ok(QueryOutput { schema, batches, rows_read, bytes_read, ignored_settings })
+        let (rows_read, bytes_read) = (parquet_rows + reads.memory_rows, parquet_bytes + reads.memory_bytes);
+        reads.tenants.dedup();
+        let tenant = (!reads.tenants.is_empty()).then(|| reads.tenants.join(","));
+        Ok(QueryOutput { schema, batches, rows_read, bytes_read, ignored_settings, tenant })
+    }
+
+    /// Checks a row filter for data source `datasource` (spec §4.3): a boolean expression over
+    /// its columns, with no subquery or table.
+    pub async fn check_filter(&self, datasource: &str, filter: &str) -> Result<()> {
+        self.entry(datasource)?;
+        crate::policy::plain_filter(filter).map_err(Error::Invalid)?;
+        self.result_schema(&format!("SELECT * FROM `{datasource}` WHERE ({filter})")).await.map(drop)
     }
 
     /// The columns a query would return, without running it.
     pub async fn result_schema(&self, sql: &str) -> Result<arrow_schema::SchemaRef> {
-        let prepared = self.prepare(sql).await?;
+        let prepared = self.prepare(sql, Reading::all(), &Views::new(), &mut Reads::default()).await?;
         Ok(Arc::new(prepared.df.schema().as_arrow().clone()))
     }
 
@@ -738,44 +803,63 @@ impl Workspace {
         self.result_schema(&rendered.sql).await.ok()
     }
 
-    /// Translates and plans a query over snapshots of the tables it names.
-    async fn prepare(&self, sql: &str) -> Result<Prepared> {
+    /// Translates `sql` and plans it over snapshots of the tables it names that `reading` may
+    /// see (each through its filters), and `views`.
+    async fn plan(
+        &self,
+        sql: &str,
+        reading: Reading<'_>,
+        views: &Views,
+        reads: &mut Reads,
+    ) -> Result<(SessionContext, datafusion::logical_expr::LogicalPlan, Vec<String>)> {
         let translated = crate::dialect::translate(sql).map_err(|e| Error::Query(e.to_string()))?;
         let mut config = SessionConfig::new().with_information_schema(false).with_target_partitions(2);
         // ClickHouse identifiers are case-sensitive.
         config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         crate::dialect::udf::register(&ctx);
-        let mut memory_rows = 0u64;
-        let mut memory_bytes = 0u64;
-        let mut files = Vec::new();
+        let query = |e: datafusion::error::DataFusionError| Error::Query(e.to_string());
         for table in datafiles::table_references(sql) {
+            if let Some(view) = views.get(&table) {
+                let view = datafusion::catalog::view::ViewTable::new(view.clone(), None);
+                ctx.register_table(table.as_str(), Arc::new(view)).map_err(query)?;
+                continue;
+            }
+            let Some(rule) = reading.rule(self, &table)? else { continue };
             let Ok(snapshot) = self.store.snapshot(&table) else { continue };
-            memory_rows += snapshot.memory.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-            memory_bytes += snapshot.memory.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
-            files.extend(snapshot.files.iter().cloned());
+            reads.memory_rows += snapshot.memory.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            reads.memory_bytes += snapshot.memory.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
+            reads.files.extend(snapshot.files.iter().cloned());
             let provider = crate::embedded::provider::PartsTable::new(snapshot);
             if let Some((schema, _)) = table.split_once('.')
                 && let Some(catalog) = ctx.catalog("datafusion")
                 && catalog.schema(schema).is_none()
             {
                 let schema_provider = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
-                catalog.register_schema(schema, schema_provider).map_err(|e| Error::Query(e.to_string()))?;
+                catalog.register_schema(schema, schema_provider).map_err(query)?;
             }
-            ctx.register_table(table.as_str(), Arc::new(provider)).map_err(|e| Error::Query(e.to_string()))?;
+            if let Some(tenant) = crate::policy::register(&ctx, &table, Arc::new(provider), &rule).await? {
+                reads.tenants.push(tenant);
+            }
         }
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(translated.statement));
-        let plan = ctx.state().statement_to_plan(statement).await.map_err(|e| Error::Query(e.to_string()))?;
+        let plan = ctx.state().statement_to_plan(statement).await.map_err(query)?;
+        Ok((ctx, plan, translated.ignored_settings))
+    }
+
+    /// Plans a query to run: on one thread when it reads few rows.
+    async fn prepare(&self, sql: &str, reading: Reading<'_>, views: &Views, reads: &mut Reads) -> Result<Prepared> {
+        let (ctx, plan, ignored_settings) = self.plan(sql, reading, views, reads).await?;
         // A query that reads few rows runs on one thread: exchanging rows between threads costs
         // more than its reading.
         let conditions = crate::embedded::estimate::conditions(&plan);
         let cache = self.runtime.cache_manager.get_file_metadata_cache();
-        let reads = crate::embedded::estimate::rows_to_read(&files, &cache, &conditions).map(|r| r + memory_rows);
-        if reads.is_some_and(|r| r <= ONE_THREAD_ROWS) {
+        let rows = crate::embedded::estimate::rows_to_read(&reads.files, &cache, &conditions);
+        if rows.map(|r| r + reads.memory_rows).is_some_and(|r| r <= ONE_THREAD_ROWS) {
             ctx.state_ref().write().config_mut().options_mut().execution.target_partitions = 1;
         }
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| Error::Query(e.to_string()))?;
-        Ok(Prepared { ctx, df, memory_rows, memory_bytes, ignored_settings: translated.ignored_settings })
+        Ok(Prepared { ctx, df, ignored_settings })
     }
 
     /// Writes buffered rows to Parquet.
@@ -799,9 +883,31 @@ const METADATA_CACHE_BYTES: usize = 512 * 1024 * 1024;
 struct Prepared {
     ctx: SessionContext,
     df: datafusion::dataframe::DataFrame,
+    ignored_settings: Vec<String>,
+}
+
+/// What the tables of a query (and of the pipes planned for it) hold that the plan's metrics
+/// do not count, and what the pruning estimate needs.
+#[derive(Default)]
+struct Reads {
     memory_rows: u64,
     memory_bytes: u64,
-    ignored_settings: Vec<String>,
+    files: Vec<(PathBuf, u64)>,
+    /// Tenant values the reads were filtered by.
+    tenants: Vec<String>,
+}
+
+/// No fixed params.
+static NO_PARAMS: std::sync::LazyLock<FixedParams> = std::sync::LazyLock::new(FixedParams::new);
+
+/// The fixed params of `pipe` under `policy` (`None` for admins), or 403 when it may not read it.
+fn pipe_fixed<'a>(policy: &'a ReadPolicy, pipe: &str) -> Result<Option<&'a FixedParams>> {
+    match policy {
+        ReadPolicy::All => Ok(None),
+        ReadPolicy::Scoped(s) => s.pipes.get(pipe).map(Some).ok_or_else(|| {
+            Error::Forbidden(format!("The token you have provided doesn't have access to this resource: {pipe}"))
+        }),
+    }
 }
 
 /// A pipe request's result.
@@ -828,6 +934,8 @@ pub struct QueryOutput {
     pub bytes_read: u64,
     /// `SETTINGS` of the query that were ignored.
     pub ignored_settings: Vec<String>,
+    /// The tenant value(s) the reads were filtered by.
+    pub tenant: Option<String>,
 }
 
 /// Rows and bytes the Parquet scans of an executed plan read (after row-group and page pruning).

@@ -38,12 +38,18 @@ impl ApiError {
         }
     }
 
+    /// 403 for a refused credential, with the spec's message and documentation link.
+    pub fn auth(e: &access::AuthError, docs_base: &str) -> Self {
+        ApiError { message: e.to_string(), ..ApiError::forbidden(docs_base) }
+    }
+
     /// Maps an engine error onto the spec's statuses.
     pub fn engine(e: &engine::Error, plain: bool) -> Self {
         let (status, message) = match e {
             engine::Error::NoSuchTable(t) => (StatusCode::NOT_FOUND, format!("Data Source '{t}' does not exist")),
             engine::Error::Invalid(m) => (StatusCode::BAD_REQUEST, m.clone()),
             engine::Error::Query(m) => (StatusCode::BAD_REQUEST, format!("[Error] {m}")),
+            engine::Error::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
             other => {
                 tracing::error!(error = %other, "internal error");
                 (

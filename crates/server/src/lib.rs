@@ -48,6 +48,12 @@ pub struct Config {
     pub query_timeout: Duration,
     /// Largest encoded query result (400 past it).
     pub max_result_bytes: usize,
+    /// Requests per second allowed to each non-admin static token (also the burst); 0: no limit.
+    pub static_token_rps: u32,
+    /// Longest JWT lifetime accepted (`exp` − now); `None`: no maximum.
+    pub jwt_max_lifetime: Option<Duration>,
+    /// Key sealing the stored token strings; `None`: a key generated in the data directory.
+    pub secret_key: Option<String>,
 }
 
 /// Shared state of the handlers.
@@ -59,13 +65,54 @@ pub struct AppState {
     /// Jobs by id (deletes run synchronously; their job objects stay readable).
     pub jobs: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
     /// The workspace's Events API limiter (spec §8.1), when on.
-    pub events_limit: Option<limits::Gcra>,
+    pub events_limit: Option<access::limits::Limit>,
+    /// Static tokens (the admin token among them).
+    pub tokens: access::tokens::TokenStore,
+    /// JWT keys, replaced when the admin token is refreshed.
+    pub jwt: std::sync::RwLock<Arc<access::jwt::JwtKeys>>,
+    /// JWT `limits.rps` buckets by (workspace, pipe, JWT name).
+    pub jwt_limits: access::limits::KeyedLimits,
+    /// Per-static-token buckets (`static_token_rps`).
+    pub token_limits: access::limits::KeyedLimits,
     /// The usage log's queue.
     pub usage: usage::UsageLog,
     /// Operator metrics (`GET /metrics`).
     pub metrics: metrics::Metrics,
     /// Deployments made through `/v1/deploy` since start.
     pub deployments: std::sync::Mutex<routes::deploy::Deployments>,
+}
+
+impl AppState {
+    /// Creates or extends the tokens that the deployed datafiles' `TOKEN` lines name
+    /// (`.pipe`: `PIPES:READ`; `.datasource`: `DATASOURCES:READ`/`APPEND`). Idempotent.
+    pub fn sync_datafile_tokens(&self) {
+        use access::tokens::Origin;
+        let mut wanted: Vec<(String, String, Origin, String)> = Vec::new();
+        for stored in self.workspace.pipes().all() {
+            for name in &stored.pipe.tokens {
+                wanted.push((
+                    name.clone(),
+                    format!("PIPES:READ:{}", stored.pipe.name),
+                    Origin::Pipe,
+                    stored.pipe.name.clone(),
+                ));
+            }
+        }
+        for ds in self.workspace.datasources() {
+            for t in self.workspace.datasource(&ds).map(|d| d.tokens).unwrap_or_default() {
+                let action = match t.scope {
+                    datafiles::TokenScope::Read => "READ",
+                    datafiles::TokenScope::Append => "APPEND",
+                };
+                wanted.push((t.name, format!("DATASOURCES:{action}:{ds}"), Origin::Datasource, ds.clone()));
+            }
+        }
+        for (name, scope, origin, resource) in wanted {
+            if let Err(e) = self.tokens.grant(&name, &[scope], origin, Some(resource)) {
+                tracing::warn!(token = %name, error = %e, "datafile token not created");
+            }
+        }
+    }
 }
 
 /// How long a write waits for buffers to drain before it is refused with 503.
@@ -108,9 +155,25 @@ impl Application {
             tokio::task::spawn_blocking(move || Workspace::open(&dir, WorkspaceOptions::default())).await??;
         let listener = TcpListener::bind(config.listen).await?;
         let (usage, usage_rx) = usage::UsageLog::new();
+        let secret = match &config.secret_key {
+            Some(k) => k.clone(),
+            None => stored_secret(&config.data_dir.join("secret-key"))?,
+        };
+        let tokens = access::tokens::TokenStore::open(
+            &config.data_dir,
+            &config.workspace_id,
+            &config.admin_token,
+            secret.as_bytes(),
+        )?;
+        let jwt = std::sync::RwLock::new(Arc::new(jwt_keys(&config, &tokens.admin_token())));
         let state = AppState {
             workspace: Arc::new(workspace),
-            events_limit: (config.events_rps > 0).then(|| limits::Gcra::new(config.events_rps, config.events_rps)),
+            tokens,
+            jwt,
+            jwt_limits: access::limits::KeyedLimits::new(),
+            token_limits: access::limits::KeyedLimits::new(),
+            events_limit: (config.events_rps > 0)
+                .then(|| access::limits::Limit::new(config.events_rps, config.events_rps)),
             config,
             jobs: std::sync::Mutex::new(Default::default()),
             usage,
@@ -136,6 +199,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
+        state.sync_datafile_tokens();
         let flusher = tokio::spawn(flush_loop(state.clone()));
         let usage_writer = self.usage_rx.take().map(|rx| tokio::spawn(usage::writer(state.clone(), rx)));
         let app = routes::router(state.clone());
@@ -153,6 +217,30 @@ impl Application {
         }
         served
     }
+}
+
+/// JWT keys for the workspace, signed with `admin_token`.
+pub(crate) fn jwt_keys(config: &Config, admin_token: &str) -> access::jwt::JwtKeys {
+    let max = config.jwt_max_lifetime.map(|d| d.as_secs() as i64);
+    access::jwt::JwtKeys::new(&config.workspace_id, admin_token, max)
+}
+
+/// Reads a secret from `path`, or creates it (32 random bytes, hex, mode 0600).
+fn stored_secret(path: &std::path::Path) -> std::io::Result<String> {
+    if let Ok(v) = std::fs::read_to_string(path) {
+        return Ok(v.trim().to_string());
+    }
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let v: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(path, &v)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(v)
 }
 
 /// How often small parts are merged and TTLs applied.
@@ -177,6 +265,10 @@ async fn flush_loop(state: Arc<AppState>) {
         let ws = state.workspace.clone();
         if last_maintenance.elapsed() >= MAINTENANCE_EVERY {
             last_maintenance = std::time::Instant::now();
+            // Idle rate-limit buckets are forgotten, so distinct JWT names cost memory only
+            // while they are in use.
+            state.jwt_limits.retain_recent();
+            state.token_limits.retain_recent();
             let ws = ws.clone();
             let now = chrono::Utc::now().timestamp();
             match tokio::task::spawn_blocking(move || ws.store().maintain(now, MAX_PARTS_PER_PARTITION)).await {

@@ -117,7 +117,8 @@ fn result_schema(columns: Option<&SchemaRef>) -> Json {
 }
 
 /// The document.
-pub async fn document(state: &AppState) -> Json {
+/// Only the pipes `grant` may read are listed (spec §5.4).
+pub async fn document(state: &AppState, grant: &access::Grant) -> Json {
     let error_response = |what: &str| json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let errors = json!({
         "400": error_response("Bad request (parameters, template or SQL)"),
@@ -128,7 +129,7 @@ pub async fn document(state: &AppState) -> Json {
     let mut paths = Map::new();
     for stored in state.workspace.pipes().all() {
         let pipe = &stored.pipe;
-        if pipe.endpoint().is_none() {
+        if pipe.endpoint().is_none() || grant.pipe_read(&pipe.name).is_none() {
             continue;
         }
         let mut params: Vec<ParamInfo> = Vec::new();

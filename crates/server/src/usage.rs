@@ -26,8 +26,14 @@ pub struct Served {
     pub read_bytes: u64,
     /// Rows returned.
     pub result_rows: u64,
-    /// The request's parameters.
+    /// The request's parameters (after the token's fixed params).
     pub parameters: Vec<(String, String)>,
+    /// The static token's id (empty for JWTs).
+    pub token: String,
+    /// The token's name.
+    pub token_name: String,
+    /// The tenant value(s) the reads were filtered by.
+    pub tenant: Option<String>,
 }
 
 /// Requests waiting to be written at most; past it rows are counted as dropped, never block.
@@ -132,9 +138,9 @@ pub async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next
         result_rows: served.result_rows,
         url,
         status_code: response.status().as_u16(),
-        token: String::new(),
-        token_name: "admin token".into(),
-        tenant: None,
+        token: served.token,
+        token_name: served.token_name,
+        tenant: served.tenant,
         method: method.to_string(),
         parameters: served.parameters,
     };

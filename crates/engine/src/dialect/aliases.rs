@@ -35,14 +35,7 @@ pub fn substitute(sql: &str) -> Result<String, DialectError> {
     if !changed {
         return Ok(sql.to_string());
     }
-    let mut out = String::with_capacity(sql.len());
-    for t in &tokens {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&t.to_string());
-    }
-    Ok(out)
+    Ok(super::untokenize(&tokens, " "))
 }
 
 fn is_keyword(t: &Token, k: Keyword) -> bool {

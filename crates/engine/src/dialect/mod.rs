@@ -101,7 +101,37 @@ fn brackets_after_in(sql: &str) -> Result<String, DialectError> {
     if !changed {
         return Ok(sql.to_string());
     }
-    Ok(tokens.iter().map(ToString::to_string).collect())
+    Ok(untokenize(&tokens, ""))
+}
+
+/// Tokens back to text that the ClickHouse tokenizer reads as the same tokens, joined with
+/// `separator`. The tokenizer unescapes string literals (`\'`, `''`, `\\`) and quoted names, and
+/// a token's `Display` writes the bare value — so a literal holding a quote would end early and
+/// its rest would become SQL. Literals and quoted names are escaped again here.
+pub(crate) fn untokenize(tokens: &[datafusion::sql::sqlparser::tokenizer::Token], separator: &str) -> String {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let mut out = String::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if i > 0 {
+            out.push_str(separator);
+        }
+        match t {
+            Token::SingleQuotedString(s) => {
+                out.push('\'');
+                out.push_str(&s.replace('\\', "\\\\").replace('\'', "\\'"));
+                out.push('\'');
+            }
+            Token::Word(w) if w.quote_style.is_some() => {
+                let open = w.quote_style.unwrap_or('`');
+                let close = if open == '[' { ']' } else { open };
+                out.push(open);
+                out.push_str(&w.value.replace(close, &format!("{close}{close}")));
+                out.push(close);
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -128,5 +158,15 @@ mod tests {
         assert!(matches!(translate("DROP TABLE e"), Err(DialectError::NotAQuery(_))));
         let err = translate("SELECT someUnknownThing(a) FROM e").unwrap_err().to_string();
         assert!(err.contains("someUnknownThing"), "{err}");
+    }
+
+    /// Found by the access issue's injection suite: `IN [...]` and `WITH x AS name` rewrite
+    /// tokens, and a literal holding an escaped quote must stay one literal.
+    #[test]
+    fn rewritten_literals_keep_their_quotes() {
+        let injected = r"SELECT a FROM e WHERE b IN ['x\') OR (\'1\'=\'1', 'it''s', 'back\\slash']";
+        assert_eq!(t(injected), r"SELECT a FROM e WHERE b IN ('x'') OR (''1''=''1', 'it''s', 'back\slash')");
+        let aliased = r"WITH 'a\'b' AS v SELECT v, `we``ird` FROM e WHERE c IN ['\'']";
+        assert_eq!(t(aliased), r"SELECT 'a''b' AS v, `we``ird` FROM e WHERE c IN ('''')");
     }
 }

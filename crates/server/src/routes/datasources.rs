@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use datafiles::{ColumnDefault, Datasource};
 use serde_json::{Value as Json, json};
 
+use access::Scope;
+
 use crate::AppState;
 use crate::error::ApiError;
 use engine::workspace::Workspace;
@@ -18,6 +20,55 @@ use engine::workspace::{LoadMode, QUARANTINE};
 
 const NAME_HELP: &str =
     "Names must start with a letter or underscore and contain only letters, numbers and underscores.";
+
+/// The Data Sources API's scope checks (spec §13.6 messages): a static token that is admin or
+/// holds the scope `action` needs.
+fn require(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    action: Action<'_>,
+) -> Result<access::Grant, ApiError> {
+    let g = super::grant(state, query, headers)?;
+    let docs = &state.config.docs_base_url;
+    g.static_only().map_err(|e| ApiError::auth(&e, docs))?;
+    let ok = match action {
+        Action::Any => true,
+        Action::See(ds) => g.require(|s| s.resource() == Some(ds) && s.text().starts_with("DATASOURCES:")).is_ok(),
+        Action::Create | Action::Replace => g.require(|s| *s == Scope::DatasourcesCreate).is_ok(),
+        Action::Append(ds) => g.require(|s| matches!(s, Scope::DatasourcesAppend(d) if d == ds)).is_ok(),
+        Action::Drop(ds) => g.require(|s| matches!(s, Scope::DatasourcesDrop(d) if d == ds)).is_ok(),
+        Action::Admin => g.is_admin(),
+    };
+    if ok {
+        return Ok(g);
+    }
+    let message = match action {
+        Action::Create => {
+            "Token does not have DATASOURCES:CREATE scope, create mode requires the DATASOURCES:CREATE scope".to_string()
+        }
+        Action::Replace => "Token does not have DATASOURCES:CREATE scope, replace mode requires the DATASOURCES:CREATE scope because is a destructive action".to_string(),
+        Action::Append(ds) => format!("Token does not have DATASOURCES:APPEND scope for Data Source \"{ds}\""),
+        Action::Drop(ds) => format!("User does not have permissions to drop Data Source \"{ds}\", set DROP scope"),
+        _ => access::AuthError::NoAccess.to_string(),
+    };
+    Err(ApiError { message, ..ApiError::forbidden(docs) })
+}
+
+/// What a Data Sources API request does, for its scope check.
+#[derive(Debug, Clone, Copy)]
+enum Action<'a> {
+    /// Any static token (listing, jobs).
+    Any,
+    /// Inspect a data source: any scope naming it.
+    See(&'a str),
+    Create,
+    Replace,
+    Append(&'a str),
+    Drop(&'a str),
+    /// Schema changes.
+    Admin,
+}
 
 fn not_found(name: &str) -> ApiError {
     ApiError::json(StatusCode::NOT_FOUND, format!("Data Source '{name}' does not exist"))
@@ -104,13 +155,15 @@ pub(crate) async fn list(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = super::require_admin(&state, &query, &headers) {
-        return e.into_response();
-    }
+    let grant = match require(&state, &query, &headers, Action::Any) {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
     let all: Vec<Json> = state
         .workspace
         .datasources()
         .iter()
+        .filter(|n| grant.is_admin() || grant.scopes.iter().any(|s| s.resource() == Some(n.as_str())))
         .filter_map(|n| state.workspace.datasource(n).map(|d| info(&state, n, &d)))
         .collect();
     super::json_response(StatusCode::OK, &json!({ "datasources": all }))
@@ -122,7 +175,8 @@ pub(crate) async fn get_one(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = super::require_admin(&state, &query, &headers) {
+    let ds_name = name.strip_suffix(".datasource").unwrap_or(&name);
+    if let Err(e) = require(&state, &query, &headers, Action::See(ds_name)) {
         return e.into_response();
     }
     if let Some(ds_name) = name.strip_suffix(".datasource") {
@@ -316,9 +370,14 @@ async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, Ap
             file = Some(body.to_vec());
         }
     }
-    super::require_admin(&state, &query, &headers)?;
     let mode = query.get("mode").map_or("create", String::as_str).to_ascii_lowercase();
     let name = query.get("name").cloned().filter(|n| !n.is_empty());
+    let action = match mode.as_str() {
+        "append" => Action::Append(name.as_deref().unwrap_or_default()),
+        "replace" => Action::Replace,
+        _ => Action::Create,
+    };
+    require(&state, &query, &headers, action)?;
     if query.contains_key("schema") && mode != "create" {
         return Err(ApiError::json(StatusCode::BAD_REQUEST, "Schema creation is only compatible with mode=create"));
     }
@@ -355,6 +414,7 @@ async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, Ap
                 .await
                 .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
                 .map_err(|e| ApiError::engine(&e, false))?;
+            state.sync_datafile_tokens();
             let ds = state.workspace.datasource(&name).map(|d| info(&state, &name, &d)).unwrap_or_default();
             Ok(super::json_response(StatusCode::OK, &json!({ "datasource": ds })))
         }
@@ -394,7 +454,8 @@ pub(crate) async fn load_raw(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = super::require_admin(&state, &query, &headers) {
+    let needs = if action == "replace" { Action::Replace } else { Action::Append(&name) };
+    if let Err(e) = require(&state, &query, &headers, needs) {
         return e.into_response();
     }
     let mode = match action.as_str() {
@@ -421,7 +482,7 @@ pub(crate) async fn delete_rows(
     body: Bytes,
 ) -> Response {
     super::add_form(&mut query, &body);
-    if let Err(e) = super::require_admin(&state, &query, &headers) {
+    if let Err(e) = require(&state, &query, &headers, Action::Drop(&name)) {
         return e.into_response();
     }
     if state.workspace.datasource(&name).is_none() {
@@ -468,7 +529,7 @@ pub(crate) async fn job(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = super::require_admin(&state, &query, &headers) {
+    if let Err(e) = require(&state, &query, &headers, Action::Any) {
         return e.into_response();
     }
     let job = state.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned();
@@ -513,7 +574,7 @@ async fn on_existing(
     headers: &HeaderMap,
     work: impl FnOnce(Arc<Workspace>, String) -> engine::Result<()> + Send + 'static,
 ) -> Result<(), ApiError> {
-    super::require_admin(state, query, headers)?;
+    require(state, query, headers, Action::Drop(&name))?;
     if state.workspace.datasource(&name).is_none() {
         return Err(not_found(&name));
     }
@@ -579,7 +640,7 @@ async fn alter_inner(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    super::require_admin(state, query, headers)?;
+    require(state, query, headers, Action::Admin)?;
     let Some(mut text) = state.workspace.datasource_text(name) else { return Err(not_found(name)) };
     if let Some(schema) = query.get("schema").filter(|s| !s.trim().is_empty()) {
         text = with_section(&text, "SCHEMA", &block("SCHEMA", schema));

@@ -105,7 +105,7 @@ async fn run(state: &Arc<AppState>, files: Vec<SourceFile>, options: DeployOptio
 /// `POST /v1/build`: checks a project against the workspace without changing it.
 pub(crate) async fn build(State(state): State<Arc<AppState>>, req: Request) -> Result<Response, ApiError> {
     let (query, headers, files) = read_project(req).await?;
-    super::require_admin(&state, &query, &headers)?;
+    super::require(&state, &query, &headers, |s| *s == access::Scope::WorkspaceDeploy)?;
     let names = |ext: &str| -> Vec<String> {
         files
             .iter()
@@ -127,7 +127,7 @@ pub(crate) async fn build(State(state): State<Arc<AppState>>, req: Request) -> R
 /// `POST /v1/deploy[?check=true|auto_promote=true][&allow_destructive_operations=true]`.
 pub(crate) async fn deploy(State(state): State<Arc<AppState>>, req: Request) -> Result<Response, ApiError> {
     let (query, headers, files) = read_project(req).await?;
-    super::require_admin(&state, &query, &headers)?;
+    super::require(&state, &query, &headers, |s| *s == access::Scope::WorkspaceDeploy)?;
     let allow = flag(&query, "allow_destructive_operations");
     let check = flag(&query, "check");
     let promote = flag(&query, "auto_promote");
@@ -161,6 +161,9 @@ pub(crate) async fn deploy(State(state): State<Arc<AppState>>, req: Request) -> 
         allow_destructive_operations: allow,
     };
     let body = json!({"result": result, "deployment": d.json()});
+    if status == "live" {
+        state.sync_datafile_tokens();
+    }
     if !check {
         if status == "live" {
             for other in all.list.iter_mut().filter(|o| o.status == "live") {
@@ -179,7 +182,7 @@ pub(crate) async fn list(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let query = super::sql::form_pairs(q.unwrap_or_default().as_bytes()).into_iter().collect();
-    super::require_admin(&state, &query, &headers)?;
+    super::require(&state, &query, &headers, |s| *s == access::Scope::WorkspaceDeploy)?;
     let all = state.deployments.lock().map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
     let list: Vec<Value> = all.list.iter().rev().map(Deployment::json).collect();
     Ok(json_response(StatusCode::OK, &json!({ "deployments": list })))
@@ -198,7 +201,7 @@ pub(crate) async fn one(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let query = super::sql::form_pairs(q.unwrap_or_default().as_bytes()).into_iter().collect();
-    super::require_admin(&state, &query, &headers)?;
+    super::require(&state, &query, &headers, |s| *s == access::Scope::WorkspaceDeploy)?;
     let mut all = state.deployments.lock().map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
     let at = all.list.iter().position(|d| d.id.to_string() == id).ok_or_else(|| not_found(&id))?;
     if method == axum::http::Method::DELETE {
@@ -218,7 +221,7 @@ pub(crate) async fn set_live(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let query = super::sql::form_pairs(q.unwrap_or_default().as_bytes()).into_iter().collect();
-    super::require_admin(&state, &query, &headers)?;
+    super::require(&state, &query, &headers, |s| *s == access::Scope::WorkspaceDeploy)?;
     let staged = {
         let all = state.deployments.lock().map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
         let d = all.list.iter().find(|d| d.id.to_string() == id).ok_or_else(|| not_found(&id))?;
@@ -244,5 +247,9 @@ pub(crate) async fn set_live(
     d.status = if failed { "failed" } else { "live" };
     d.plan = plan;
     let body = json!({"result": if failed { "failed" } else { "success" }, "deployment": d.json()});
+    drop(all);
+    if !failed {
+        state.sync_datafile_tokens();
+    }
     Ok(json_response(if failed { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &body))
 }

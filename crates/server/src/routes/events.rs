@@ -11,6 +11,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
+use access::Scope;
+
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -51,7 +53,7 @@ pub(crate) async fn events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let decision = state.events_limit.as_ref().map(|l| l.check(std::time::Instant::now()));
+    let decision = state.events_limit.as_ref().map(access::limits::Limit::check);
     let mut response = match decision {
         Some(d) if !d.allowed => plain(StatusCode::TOO_MANY_REQUESTS, "Too many requests").into_response(),
         _ => match handle(state, query, headers, body).await {
@@ -60,7 +62,7 @@ pub(crate) async fn events(
         },
     };
     if let Some(d) = decision {
-        d.apply(response.headers_mut());
+        crate::limits::apply(&d, response.headers_mut());
     }
     response
 }
@@ -71,16 +73,27 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    match super::token(&query, &headers) {
-        Some(t) if t == state.config.admin_token => {}
-        Some(t) if !t.starts_with("p.") && t.matches('.').count() == 2 => {
+    let grant = match super::token(&query, &headers) {
+        Some(t) if !t.starts_with("p.") => {
             return Err(plain(StatusCode::FORBIDDEN, "This API does not support JWT tokens"));
         }
-        _ => return Err(plain(StatusCode::FORBIDDEN, "Invalid token")),
-    }
+        Some(t) => state.tokens.authenticate(t).ok_or_else(|| plain(StatusCode::FORBIDDEN, "Invalid token"))?,
+        None => return Err(plain(StatusCode::FORBIDDEN, "Invalid token")),
+    };
     let Some(name) = query.get("name").filter(|n| !n.is_empty()).cloned() else {
         return Err(plain(StatusCode::BAD_REQUEST, "Missing 'name' parameter"));
     };
+    // Appending needs DATASOURCES:APPEND on the data source; a missing one may be created
+    // from the events with DATASOURCES:CREATE (spec §12.4).
+    let exists = state.workspace.datasource(&name).is_some();
+    let may = grant.require(|s| match s {
+        Scope::DatasourcesAppend(d) => *d == name,
+        Scope::DatasourcesCreate => !exists,
+        _ => false,
+    });
+    if may.is_err() {
+        return Err(plain(StatusCode::FORBIDDEN, format!("The token does not have permission to append to '{name}'")));
+    }
     if let Some(f) = query.get("format").filter(|f| !f.eq_ignore_ascii_case("ndjson")) {
         return Err(plain(
             StatusCode::NOT_IMPLEMENTED,

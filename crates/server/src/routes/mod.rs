@@ -6,6 +6,7 @@ mod events;
 mod health;
 mod pipes;
 mod sql;
+mod tokens;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
+use access::limits::Decision;
+use access::{AuthError, Grant, Scope};
+use engine::policy::{ReadPolicy, Scoped};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -38,6 +43,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v0/pipes/{file}", get(pipes::get).post(pipes::post).put(pipes::update).delete(pipes::delete))
         .route("/v0/pipes/{name}/nodes/{node}/endpoint", post(pipes::publish).delete(pipes::publish))
         .route("/v1/pipes/{file}", get(pipes::get))
+        .route("/v0/tokens", get(tokens::list).post(tokens::create))
+        .route("/v0/tokens/", get(tokens::list).post(tokens::create))
+        .route("/v0/tokens/{name}", get(tokens::get_one).put(tokens::update).delete(tokens::delete))
+        .route("/v0/tokens/{name}/refresh", post(tokens::refresh))
         .route("/v1/build", post(deploy::build))
         .route("/v1/deploy", post(deploy::deploy))
         .route("/v1/deployments", get(deploy::list))
@@ -98,28 +107,104 @@ pub(crate) fn token<'a>(query: &'a HashMap<String, String>, headers: &'a HeaderM
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
 }
 
-/// Requires the workspace admin token (scoped tokens and JWTs arrive with the access layer).
+/// The grant of the request's token: a static token by its digest, anything else as a JWT
+/// (spec §3.2). Refusals are 403 with the spec's messages.
+pub(crate) fn grant(state: &AppState, query: &HashMap<String, String>, headers: &HeaderMap) -> Result<Grant, ApiError> {
+    let token = token(query, headers).ok_or(AuthError::Missing);
+    let result = token.and_then(|t| authenticate(state, t));
+    result.map_err(|e| ApiError::auth(&e, &state.config.docs_base_url))
+}
+
+/// The grant of a token string.
+pub(crate) fn authenticate(state: &AppState, token: &str) -> Result<Grant, AuthError> {
+    if token.starts_with("p.") {
+        return state.tokens.authenticate(token).ok_or(AuthError::NotFound);
+    }
+    let keys = state.jwt.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    keys.verify(token, chrono::Utc::now().timestamp())
+}
+
+/// A static token's grant that is admin or holds a scope `allowed` accepts (JWTs refused).
+pub(crate) fn require(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    allowed: impl Fn(&Scope) -> bool,
+) -> Result<Grant, ApiError> {
+    let g = grant(state, query, headers)?;
+    let docs = &state.config.docs_base_url;
+    g.static_only().map_err(|e| ApiError::auth(&e, docs))?;
+    g.require(allowed).map_err(|e| ApiError::auth(&e, docs))?;
+    Ok(g)
+}
+
+/// A static admin token's grant.
 pub(crate) fn require_admin(
     state: &AppState,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<(), ApiError> {
-    let docs = &state.config.docs_base_url;
-    match token(query, headers) {
-        None => Err(ApiError {
-            message: "invalid authentication token. Token is required".into(),
-            ..ApiError::forbidden(docs)
-        }),
-        Some(t) if constant_time_eq(t.as_bytes(), state.config.admin_token.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError {
-            message: "invalid authentication token. Token not found".into(),
-            ..ApiError::forbidden(docs)
-        }),
-    }
+) -> Result<Grant, ApiError> {
+    require(state, query, headers, |_| false)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// What a grant may read, as the engine enforces it.
+pub(crate) fn read_policy(grant: &Grant) -> ReadPolicy {
+    if grant.reads_all() {
+        return ReadPolicy::All;
+    }
+    ReadPolicy::Scoped(Scoped {
+        datasources: grant.readable_datasources().into_iter().collect(),
+        pipes: grant.readable_pipes().into_iter().map(|(p, f)| (p.to_string(), f.clone())).collect(),
+    })
+}
+
+/// The rate limits of a read by `grant` of `resource` (a pipe, or `query_api`): the JWT's
+/// `limits.rps` per (workspace, resource, JWT name), and the server's per-static-token limit.
+/// `Err` is the 429 to answer, with its headers.
+pub(crate) fn rate_limit(state: &AppState, grant: &Grant, resource: &str) -> Result<Option<Decision>, Box<Response>> {
+    let mut decisions = Vec::new();
+    let mut refusal = None;
+    if let (true, Some(rps)) = (grant.is_jwt(), grant.rps) {
+        let key = format!("{}/{resource}/{}", state.config.workspace_id, grant.token_name());
+        let d = state.jwt_limits.check(&key, rps);
+        if !d.allowed {
+            refusal = Some(ApiError {
+                documentation: Some(format!("{}/forward/administration/tokens/jwt", state.config.docs_base_url)),
+                ..ApiError::json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many requests: the JWT '{}' exceeded its limit of {rps} requests per second for '{resource}'",
+                        grant.token_name()
+                    ),
+                )
+            });
+        }
+        decisions.push(d);
+    }
+    let per_token = state.config.static_token_rps;
+    if !grant.is_jwt() && !grant.is_admin() && per_token > 0 {
+        let d = state.token_limits.check(grant.token_id(), per_token);
+        if !d.allowed && refusal.is_none() {
+            refusal = Some(ApiError::json(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many requests: the token '{}' exceeded its limit of {per_token} requests per second",
+                    grant.token_name()
+                ),
+            ));
+        }
+        decisions.push(d);
+    }
+    let decision = crate::limits::strictest(decisions);
+    match (refusal, decision) {
+        (Some(e), Some(d)) => {
+            let mut r = e.into_response();
+            crate::limits::apply(&d, r.headers_mut());
+            Err(Box::new(r))
+        }
+        (Some(e), None) => Err(Box::new(e.into_response())),
+        (None, d) => Ok(d),
+    }
 }
 
 /// A JSON response with exactly `Content-Type: application/json`.

@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use engine::pipes::PipeError;
 use serde_json::{Value as Json, json};
 
+use access::{AuthError, Scope};
+
 use crate::AppState;
 use crate::error::ApiError;
 use crate::format::{self, Format, Statistics};
@@ -50,10 +52,11 @@ pub(crate) async fn get(
 ) -> Response {
     let query = pairs(raw.as_deref());
     if file == "openapi.json" {
-        if let Err(e) = admin(&state, &query, &headers) {
-            return e.into_response();
-        }
-        return super::json_response(StatusCode::OK, &crate::openapi::document(&state).await);
+        let grant = match super::grant(&state, &token_arg(&query), &headers) {
+            Ok(g) => g,
+            Err(e) => return e.into_response(),
+        };
+        return super::json_response(StatusCode::OK, &crate::openapi::document(&state, &grant).await);
     }
     let result = match file.rsplit_once('.') {
         Some((name, "pipe")) => datafile(&state, name, &query, &headers),
@@ -71,7 +74,15 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let query = pairs(raw.as_deref());
+    let mut query = pairs(raw.as_deref());
+    // A `token` field of a form body counts as the token argument (spec §3.1).
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if form && !query.iter().any(|(k, _)| k == "token") {
+        query.extend(super::sql::form_pairs(&body).into_iter().filter(|(k, _)| k == "token").take(1));
+    }
     let Some((name, ext)) = file.rsplit_once('.') else {
         return error(StatusCode::NOT_FOUND, "Not found").into_response();
     };
@@ -80,9 +91,24 @@ pub(crate) async fn post(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn admin(state: &AppState, query: &[(String, String)], headers: &HeaderMap) -> Result<(), ApiError> {
-    let map: HashMap<String, String> = query.iter().filter(|(k, _)| k == "token").cloned().collect();
-    super::require_admin(state, &map, headers)
+/// The `token` argument of a query string, as the token lookup takes it.
+fn token_arg(query: &[(String, String)]) -> HashMap<String, String> {
+    query.iter().filter(|(k, _)| k == "token").take(1).cloned().collect()
+}
+
+/// A static token that is admin or holds a scope `allowed` accepts.
+fn require(
+    state: &AppState,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    allowed: impl Fn(&Scope) -> bool,
+) -> Result<access::Grant, ApiError> {
+    super::require(state, &token_arg(query), headers, allowed)
+}
+
+/// Reading pipe `name`'s definition: `PIPES:READ` (or `PIPES:CREATE`, which may change it).
+fn may_read(name: &str) -> impl Fn(&Scope) -> bool + '_ {
+    move |s| matches!(s, Scope::PipesRead { pipe, .. } if pipe == name) || *s == Scope::PipesCreate
 }
 
 async fn endpoint(
@@ -106,10 +132,14 @@ async fn endpoint(
             ));
         }
     };
-    admin(state, &query, headers)?;
+    // Spec §10.2: authenticate, find the pipe, check the scope and its fixed params.
+    let docs = &state.config.docs_base_url;
+    let grant = super::grant(state, &token_arg(&query), headers)?;
     let Some(stored) = state.workspace.pipes().get(name) else {
         return Err(error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")));
     };
+    let fixed = grant.pipe_read(name).ok_or_else(|| ApiError::auth(&AuthError::NoAccess, docs))?;
+    access::grant::check_fixed_params(&fixed).map_err(|e| ApiError::auth(&e, docs))?;
     // Parameters: the query string, then a form body, then a JSON object body (later wins).
     let array_params: Vec<String> = stored
         .pipe
@@ -207,8 +237,19 @@ async fn endpoint(
             return Err(error(StatusCode::BAD_REQUEST, "Use the URL extension to choose the output format"));
         }
     }
-    let values: Vec<(String, template::Value)> =
+    let mut values: Vec<(String, template::Value)> =
         values.into_iter().filter(|(k, _)| !NOT_PARAMS.contains(&k.as_str())).collect();
+    // The token's fixed params go on top of whatever the request said (the engine applies
+    // them again; here they also reach the usage log).
+    for (k, v) in fixed.iter().filter(|(k, _)| !NOT_PARAMS.contains(&k.as_str())) {
+        values.retain(|(n, _)| n != k);
+        values.push((k.clone(), template::Value::from(v)));
+    }
+    let decision = match super::rate_limit(state, &grant, name) {
+        Ok(d) => d,
+        Err(refused) => return Ok(*refused),
+    };
+    let policy = super::read_policy(&grant);
     let logged: Vec<(String, String)> = values
         .iter()
         .map(|(k, v)| {
@@ -222,8 +263,9 @@ async fn endpoint(
     let params: template::Params = values.into_iter().collect();
     let started = Instant::now();
     let (st, pipe) = (state.clone(), name.to_string());
-    let query =
-        async move { st.workspace.query_pipe(&pipe, &params, q.as_deref()).await.map_err(|e| pipe_error(&st, &e)) };
+    let query = async move {
+        st.workspace.query_pipe_as(&pipe, &params, q.as_deref(), &policy).await.map_err(|e| pipe_error(&st, &e))
+    };
     let out = super::limited(state, query).await?;
     let stats = Statistics {
         elapsed: started.elapsed().as_secs_f64(),
@@ -241,7 +283,13 @@ async fn endpoint(
         read_bytes: stats.bytes_read,
         result_rows: out.output.batches.iter().map(|b| b.num_rows() as u64).sum(),
         parameters: logged,
+        token: grant.token_id().to_string(),
+        token_name: grant.token_name().to_string(),
+        tenant: out.output.tenant.clone(),
     });
+    if let Some(d) = decision {
+        crate::limits::apply(&d, r.headers_mut());
+    }
     let content_type = match format {
         Format::CsvWithNames => "text/csv; charset=utf-8",
         Format::JsonEachRow => "application/x-ndjson",
@@ -280,7 +328,7 @@ fn datafile(
     query: &[(String, String)],
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    admin(state, query, headers)?;
+    require(state, query, headers, may_read(name))?;
     let stored = existing(state, name)?;
     let mut r = stored.text.clone().into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -340,7 +388,7 @@ fn describe(
     query: &[(String, String)],
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    admin(state, query, headers)?;
+    require(state, query, headers, may_read(name))?;
     if query.iter().any(|(k, v)| k == "format" && v == "pipe") {
         return datafile(state, name, query, headers);
     }
@@ -351,10 +399,18 @@ fn describe(
 /// `GET /v0/pipes` (and `/v1/pipes`).
 pub(crate) async fn list(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
     let query = pairs(raw.as_deref());
-    if let Err(e) = admin(&state, &query, &headers) {
-        return e.into_response();
-    }
-    let pipes: Vec<Json> = state.workspace.pipes().all().iter().map(|p| pipe_json(&state, p, false)).collect();
+    let grant = match require(&state, &query, &headers, |_| true) {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
+    let pipes: Vec<Json> = state
+        .workspace
+        .pipes()
+        .all()
+        .iter()
+        .filter(|p| grant.is_admin() || grant.scopes.iter().any(may_read(&p.pipe.name)))
+        .map(|p| pipe_json(&state, p, false))
+        .collect();
     super::json_response(StatusCode::OK, &json!({ "pipes": pipes }))
 }
 
@@ -375,7 +431,7 @@ async fn create_inner(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    admin(state, &query, headers)?;
+    require(state, &query, headers, |s| *s == Scope::PipesCreate)?;
     let get = |q: &[(String, String)], k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let spec: Json = if body.is_empty() {
         json!({"name": get(&query, "name"), "nodes": [{"name": format!("{}_0", get(&query, "name").unwrap_or_default()), "sql": get(&query, "sql")}]})
@@ -405,6 +461,7 @@ async fn create_inner(
         .map_err(|e| ApiError::engine(&e, false))?;
     let stored =
         state.workspace.pipes().get(&name).ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?;
+    state.sync_datafile_tokens();
     Ok(super::json_response(StatusCode::OK, &pipe_json(state, &stored, true)))
 }
 
@@ -463,7 +520,7 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let query = pairs(raw.as_deref());
-    if let Err(e) = admin(&state, &query, &headers) {
+    if let Err(e) = require(&state, &query, &headers, |s| matches!(s, Scope::PipesDrop(p) if *p == name)) {
         return e.into_response();
     }
     match state.workspace.drop_pipe(&name) {
@@ -502,6 +559,7 @@ async fn redeploy(state: &Arc<AppState>, name: &str, spec: &Json) -> Result<Resp
         .map_err(|e| ApiError::engine(&e, false))?;
     let stored =
         state.workspace.pipes().get(name).ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?;
+    state.sync_datafile_tokens();
     Ok(super::json_response(StatusCode::OK, &pipe_json(state, &stored, true)))
 }
 
@@ -516,7 +574,7 @@ pub(crate) async fn update(
 ) -> Response {
     let query = pairs(raw.as_deref());
     let result = async {
-        admin(&state, &query, &headers)?;
+        require(&state, &query, &headers, |s| *s == Scope::PipesCreate)?;
         let stored = existing(&state, &name)?;
         let given: Json = serde_json::from_slice(&body).unwrap_or_else(|_| {
             Json::Object(super::sql::form_pairs(&body).into_iter().map(|(k, v)| (k, Json::String(v))).collect())
@@ -545,7 +603,7 @@ pub(crate) async fn publish(
 ) -> Response {
     let query = pairs(raw.as_deref());
     let result = async {
-        admin(&state, &query, &headers)?;
+        require(&state, &query, &headers, |s| *s == Scope::PipesCreate)?;
         let stored = existing(&state, &name)?;
         if !stored.pipe.nodes.iter().any(|n| n.name == node) {
             return Err(error(StatusCode::NOT_FOUND, format!("Node '{node}' does not exist in pipe '{name}'")));

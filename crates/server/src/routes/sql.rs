@@ -147,7 +147,7 @@ async fn run(
     query: HashMap<String, String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    super::require_admin(&state, &query, &headers)?;
+    let grant = super::grant(&state, &query, &headers)?;
     let Some(q) = q.filter(|q| !q.trim().is_empty()) else {
         return Err(ApiError::json(StatusCode::BAD_REQUEST, "missing q parameter. example q=select%201"));
     };
@@ -173,10 +173,17 @@ async fn run(
     if !matches!(first_keyword(&sql).as_str(), "SELECT" | "WITH" | "DESCRIBE" | "DESC" | "EXPLAIN") {
         return Err(ApiError::json(StatusCode::BAD_REQUEST, "Only SELECT queries are allowed in the SQL API"));
     }
+    let pipeline = query.get("pipeline").cloned();
+    may_read(&state, &grant, &sql, pipeline.as_deref())?;
+    let decision = match super::rate_limit(&state, &grant, "query_api") {
+        Ok(d) => d,
+        Err(refused) => return Ok(*refused),
+    };
+    let policy = super::read_policy(&grant);
     let started = Instant::now();
-    let (st, text, pipeline) = (state.clone(), sql.clone(), query.get("pipeline").cloned());
+    let (st, text) = (state.clone(), sql.clone());
     let run = async move {
-        st.workspace.sql_with_pipes(&text, &params, pipeline.as_deref()).await.map_err(|e| match e {
+        st.workspace.sql_as(&text, &params, pipeline.as_deref(), &policy).await.map_err(|e| match e {
             engine::Error::Pipe(engine::pipes::PipeError::Template(t)) => template_error(&st, &t),
             engine::Error::Pipe(p @ engine::pipes::PipeError::NotFound(_)) => {
                 ApiError::json(StatusCode::NOT_FOUND, p.to_string())
@@ -203,7 +210,13 @@ async fn run(
             .filter(|(k, _)| !matches!(k.as_str(), "q" | "token"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        token: grant.token_id().to_string(),
+        token_name: grant.token_name().to_string(),
+        tenant: out.tenant.clone(),
     });
+    if let Some(d) = decision {
+        crate::limits::apply(&d, r.headers_mut());
+    }
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     let db =
         serde_json::json!({"elapsed": stats.elapsed, "rows_read": stats.rows_read, "bytes_read": stats.bytes_read});
@@ -221,6 +234,45 @@ async fn run(
         }
     }
     Ok(r)
+}
+
+/// Spec §14.3: every table the query names must be covered by the grant (the engine enforces
+/// the same when it plans; this answers with the spec's 403 first).
+fn may_read(state: &AppState, grant: &access::Grant, sql: &str, pipeline: Option<&str>) -> Result<(), ApiError> {
+    if grant.reads_all() {
+        return Ok(());
+    }
+    let docs = &state.config.docs_base_url;
+    let denied = |resource: &str| ApiError {
+        message: format!("{}: {resource}", access::AuthError::NoAccess),
+        ..ApiError::forbidden(docs)
+    };
+    let pipes = state.workspace.pipes();
+    let mut nodes: Vec<String> = Vec::new();
+    if let Some(p) = pipeline {
+        let fixed = grant.pipe_read(p).ok_or_else(|| denied(p))?;
+        access::grant::check_fixed_params(&fixed).map_err(|e| ApiError::auth(&e, docs))?;
+        if let Some(stored) = pipes.get(p) {
+            nodes.extend(stored.pipe.nodes.iter().map(|n| n.name.clone()));
+        }
+        nodes.push("_".into());
+    }
+    for table in datafiles::table_references(sql) {
+        if nodes.contains(&table) {
+            continue;
+        }
+        let base = table.strip_suffix(engine::workspace::QUARANTINE).unwrap_or(&table);
+        if state.workspace.datasource(&table).is_some() || state.workspace.datasource(base).is_some() {
+            let name = if state.workspace.datasource(&table).is_some() { table.as_str() } else { base };
+            grant.datasource_read(name).ok_or_else(|| denied(&table))?;
+        } else if pipes.get(&table).is_some() {
+            let fixed = grant.pipe_read(&table).ok_or_else(|| denied(&table))?;
+            access::grant::check_fixed_params(&fixed).map_err(|e| ApiError::auth(&e, docs))?;
+        } else if table.contains('.') {
+            return Err(denied(&table));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn template_error(state: &AppState, e: &template::Error) -> ApiError {

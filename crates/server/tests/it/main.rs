@@ -1,3 +1,5 @@
 //! Integration tests of the server: the real application on a random port, driven over HTTP.
 
+mod access;
 mod api;
+mod harness;

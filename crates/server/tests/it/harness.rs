@@ -1,0 +1,138 @@
+//! The test server: the real application on a random port with a fresh data directory.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+pub const TOKEN: &str = "p.test-admin-token";
+
+pub struct Server {
+    pub base: String,
+    pub client: reqwest::Client,
+    _dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn example(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../../examples/web-analytics/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+impl Server {
+    pub async fn start(name: &str) -> Server {
+        Server::start_with(name, |_| {}).await
+    }
+
+    pub async fn start_with(name: &str, configure: impl FnOnce(&mut server::Config)) -> Server {
+        Server::launch(name, configure, &[]).await
+    }
+
+    /// A server with the example project (the `events` data source and its four pipes) and its
+    /// fixture events.
+    pub async fn start_example(name: &str) -> Server {
+        let s = Server::launch(name, |_| {}, &["top_pages", "kpis", "user_activity", "events_per_minute"]).await;
+        let (status, body) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+        assert_eq!(status, 200, "{body}");
+        s
+    }
+
+    async fn launch(name: &str, configure: impl FnOnce(&mut server::Config), pipes: &[&str]) -> Server {
+        let dir = std::env::temp_dir().join(format!("aviary-api-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = server::Config {
+            data_dir: dir.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_token: TOKEN.into(),
+            workspace_id: "5a0c4c1e-1111-2222-3333-444455556666".into(),
+            max_body_bytes: 1024 * 1024,
+            max_decompressed_bytes: 4 * 1024 * 1024,
+            max_buffer_bytes: 64 * 1024 * 1024,
+            flush_interval: Duration::from_millis(50),
+            docs_base_url: "https://www.tinybird.co/docs".into(),
+            events_rps: 1_000,
+            query_timeout: Duration::from_secs(10),
+            max_result_bytes: 100 * 1024 * 1024,
+            static_token_rps: 0,
+            jwt_max_lifetime: None,
+            secret_key: None,
+        };
+        configure(&mut config);
+        let app = server::Application::build(config).await.unwrap();
+        app.workspace().deploy_datasource("events", &example("datasources/events.datasource")).unwrap();
+        for p in pipes {
+            app.workspace().deploy_pipe(p, &example(&format!("pipes/{p}.pipe"))).unwrap();
+        }
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, wait) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = wait.await;
+            })
+            .await
+            .unwrap();
+        });
+        Server { base, client: reqwest::Client::new(), _dir: TempDir(dir), stop: Some(stop), handle: Some(handle) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn events(&self, query: &str, body: impl Into<reqwest::Body>) -> (StatusCode, String) {
+        let r = self
+            .client
+            .post(self.url(&format!("/v0/events?{query}")))
+            .bearer_auth(TOKEN)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// The body of an authenticated GET.
+    pub async fn bytes(&self, path: &str, query: &[(&str, &str)]) -> axum::body::Bytes {
+        let r = self.client.get(self.url(path)).query(query).bearer_auth(TOKEN).send().await.unwrap();
+        r.bytes().await.unwrap()
+    }
+
+    /// Posts `content` as the multipart file field `field` (as the SDKs send appends).
+    pub async fn multipart(&self, path: &str, field: &str, content: &str) -> reqwest::Response {
+        let boundary = "XaviaryX";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"rows.{field}\"\r\n\r\n{content}\r\n--{boundary}--\r\n"
+        );
+        self.client
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn sql(&self, q: &str) -> (StatusCode, Value) {
+        let r = self.client.get(self.url("/v0/sql")).query(&[("q", q)]).bearer_auth(TOKEN).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap();
+        }
+    }
+}
