@@ -128,6 +128,17 @@ struct State {
     /// When each partition (table, partition) last got a part from a flush: a partition quiet
     /// for [`IDLE_AFTER`] is merged down to one part.
     touched: HashMap<(String, String), std::time::Instant>,
+    /// Last buffer generation handed out: unique across tables and their re-creations, so a
+    /// flush that took rows from a table dropped (or truncated) meanwhile never publishes them
+    /// into its successor of the same name.
+    generations: u64,
+}
+
+impl State {
+    fn next_generation(&mut self) -> u64 {
+        self.generations += 1;
+        self.generations
+    }
 }
 
 /// How long a partition goes without new parts before its parts are merged into one.
@@ -217,7 +228,8 @@ fn buffer(state: &mut State, table: String, batch: RecordBatch) -> Result<()> {
         (Some(s), Some(t)) if s.fields() != batch.schema().fields() => Shape::of(t)?.conform(&batch)?,
         _ => batch,
     };
-    let buf = state.buffers.entry(table).or_default();
+    let generation = if state.buffers.contains_key(&table) { 0 } else { state.next_generation() };
+    let buf = state.buffers.entry(table).or_insert_with(|| Buffer { generation, ..Buffer::default() });
     buf.rows += batch.num_rows();
     buf.bytes += batch.get_array_memory_size();
     buf.batches.push(batch);
@@ -367,12 +379,13 @@ fn apply(state: &mut State, dir: &Path, op: Op, lsn: Lsn) -> Result<()> {
 
 /// Empties a table: its buffer (and any flush in progress) and its parts.
 fn clear(state: &mut State, dir: &Path, table: &str) -> Result<()> {
+    let generation = state.next_generation();
     let buf = state.buffers.entry(table.to_string()).or_default();
     buf.batches.clear();
     buf.flushing.clear();
     buf.rows = 0;
     buf.bytes = 0;
-    buf.generation += 1;
+    buf.generation = generation;
     if let Some(t) = state.manifest.tables.get_mut(table)
         && !t.parts.is_empty()
     {
@@ -435,6 +448,7 @@ impl Store {
             applied_lsn: flushed,
             retired: Vec::new(),
             touched: HashMap::new(),
+            generations: 0,
         };
         let mut replay_error = None;
         let wal = Wal::open(&dir.join("wal"), wal_options, flushed, |lsn, payload| {
