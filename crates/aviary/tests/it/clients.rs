@@ -138,3 +138,77 @@ fn openapi_document_passes_a_real_validator() {
     );
     assert!(doc["paths"].get("/pipes/kpis.csv").is_some() && doc["paths"].get("/pipes/user_activity.ndjson").is_some());
 }
+
+/// A server with the example project and its fixture events; the admin token and the number of
+/// `acme` events, and rows of acme's `top_pages`.
+fn tenant_fixture(dir: &std::path::Path, admin: &str) -> (crate::process::Served, u64, usize) {
+    let project = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web-analytics");
+    let server = start(dir, admin, &["--project", project, "--workspace-id", WORKSPACE]);
+    let http = reqwest::blocking::Client::new();
+    let fixture = std::fs::read_to_string(format!("{project}/fixtures/events.ndjson")).unwrap();
+    let r = http.post(format!("{}/v0/events?name=events&wait=true", server.url)).bearer_auth(admin).body(fixture);
+    assert_eq!(r.send().unwrap().status(), 200);
+    let get = |path: &str| -> serde_json::Value {
+        http.get(format!("{}{path}", server.url)).bearer_auth(admin).send().unwrap().json().unwrap()
+    };
+    let acme = get("/v0/pipes/kpis.json?org=acme")["data"][0]["events"].as_u64().unwrap();
+    let all = get("/v0/pipes/kpis.json")["data"][0]["events"].as_u64().unwrap();
+    assert!(acme > 0 && acme < all);
+    let pages = get("/v0/pipes/top_pages.json?org=acme")["rows"].as_u64().unwrap() as usize;
+    (server, acme, pages)
+}
+
+const WORKSPACE: &str = "5a0c4c1e-1111-2222-3333-444455556666";
+
+#[test]
+fn verdin_reads_an_endpoint_with_a_tenant_jwt() {
+    let python = std::env::var("AVIARY_REF_PYTHON")
+        .expect("AVIARY_REF_PYTHON must name a Python with verdin installed (scripts/test sets it up)");
+    let dir = std::env::temp_dir().join(format!("aviary-verdin-jwt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (server, acme, rows) = tenant_fixture(&dir, "p.verdin-jwt-admin");
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let scope =
+        |pipe: &str| serde_json::json!({"type": "PIPES:READ", "resource": pipe, "fixed_params": {"org": "acme"}});
+    let minted: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{}/v0/tokens?expiration_time={exp}", server.url))
+        .bearer_auth("p.verdin-jwt-admin")
+        .body(serde_json::json!({"name": "verdin_acme", "scopes": [scope("kpis"), scope("top_pages")]}).to_string())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let out = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/verdin_jwt.py"))
+        .args([&server.url, minted["token"].as_str().unwrap()])
+        .output()
+        .expect("python runs");
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "verdin failed: {}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    let pages: Vec<usize> = (0..rows.div_ceil(2)).map(|i| (rows - 2 * i).min(2)).collect();
+    assert_eq!(seen, serde_json::json!({"events": acme, "pages": pages}));
+}
+
+#[test]
+fn tinybird_sdk_mints_and_jose_signs_jwts_that_pin_the_tenant() {
+    let modules = std::env::var("AVIARY_NODE_MODULES")
+        .expect("AVIARY_NODE_MODULES must name a node_modules with @tinybirdco/sdk and jose (scripts/test sets it up)");
+    let dir = std::env::temp_dir().join(format!("aviary-sdk-jwt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (server, acme, _) = tenant_fixture(&dir, "p.sdk-jwt-admin");
+    let out = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/jwt_clients.mjs"))
+        .args([&modules, &server.url, "p.sdk-jwt-admin", WORKSPACE])
+        .output()
+        .expect("node runs");
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "the npm clients failed: {}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(
+        seen,
+        serde_json::json!({"sdk_events": acme, "jose_status": 200, "jose_events": acme, "jwt_cannot_mint": 403})
+    );
+}
