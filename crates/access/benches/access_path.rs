@@ -51,6 +51,9 @@ fn access_path(c: &mut Criterion) {
             black_box((params, d))
         })
     });
+    group.bench_function("jwt_first_verification", |b| {
+        b.iter(|| black_box(keys.verify_uncached(black_box(&token), now).unwrap()))
+    });
     let signed = token.rsplit_once('.').unwrap().0.to_string();
     group.bench_function("hmac_sha256_floor", |b| {
         b.iter(|| {

@@ -1,6 +1,8 @@
 //! JWTs (spec `analytics-api.md` §5): HS256 with the workspace admin token as the key, verified
 //! in the spec's order so each failure gets its own message, and minted for `POST /v0/tokens`.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -13,8 +15,12 @@ use crate::scope::Scope;
 /// Clock skew allowed on `nbf` and `iat` (none on `exp`), in seconds.
 pub const LEEWAY_SECS: i64 = 5;
 
-/// Verifies and mints the JWTs of one workspace.
-#[derive(Clone)]
+/// Verified tokens remembered at most; past it the memory is emptied and refilled.
+const CACHE_ENTRIES: usize = 65_536;
+
+/// Verifies and mints the JWTs of one workspace. Verified tokens are remembered until their
+/// `exp` (spec §5.2 allows it), so a browser's repeated requests skip decoding and the HMAC;
+/// new keys (an admin token refresh) start with an empty memory.
 pub struct JwtKeys {
     workspace_id: String,
     decoding: DecodingKey,
@@ -22,6 +28,7 @@ pub struct JwtKeys {
     validation: Validation,
     /// Longest lifetime accepted (`exp - now`), when limited.
     max_lifetime_secs: Option<i64>,
+    verified: std::sync::RwLock<std::collections::HashMap<String, Arc<Grant>>>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -45,11 +52,33 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(admin_token.as_bytes()),
             validation,
             max_lifetime_secs,
+            verified: Default::default(),
         }
     }
 
-    /// Verifies `token` at `now` (Unix seconds) and builds its grant.
-    pub fn verify(&self, token: &str, now: i64) -> Result<Grant, AuthError> {
+    /// Verifies `token` at `now` (Unix seconds) and builds its grant, or finds it verified.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Grant>, AuthError> {
+        let known = self.verified.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).cloned();
+        if let Some(grant) = known {
+            return match grant.credential {
+                Credential::Jwt { exp, .. } if exp <= now => Err(AuthError::Expired),
+                _ => Ok(grant),
+            };
+        }
+        let grant = Arc::new(self.verify_uncached(token, now)?);
+        let mut cache = self.verified.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= CACHE_ENTRIES {
+            cache.retain(|_, g| matches!(g.credential, Credential::Jwt { exp, .. } if exp > now));
+            if cache.len() >= CACHE_ENTRIES / 2 {
+                cache.clear();
+            }
+        }
+        cache.insert(token.to_string(), grant.clone());
+        Ok(grant)
+    }
+
+    /// Verifies `token` at `now` without the memory of verified tokens.
+    pub fn verify_uncached(&self, token: &str, now: i64) -> Result<Grant, AuthError> {
         let mut parts = token.split('.');
         let (Some(header), Some(_), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(AuthError::NotEnoughSegments);
@@ -181,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_signed_token_grants_its_scopes() {
-        let g = keys().verify(&keys().sign(&claims()), NOW).unwrap();
+        let g = keys().verify_uncached(&keys().sign(&claims()), NOW).unwrap();
         assert_eq!(g.token_name(), "t");
         assert_eq!(g.rps, Some(10));
         assert_eq!(g.pipe_read("top_pages").unwrap()["org"], "acme");
@@ -214,7 +243,7 @@ mod tests {
             (with(&|c| c["scopes"] = json!([{"type": "ADMIN"}])), AuthError::InvalidScope("ADMIN".into())),
         ];
         for (token, expected) in cases {
-            assert_eq!(k.verify(&token, NOW), Err(expected.clone()), "{expected}");
+            assert_eq!(k.verify(&token, NOW).map(drop), Err(expected.clone()), "{expected}");
         }
         // Within the leeway, nbf and iat pass.
         assert!(k.verify(&with(&|c| c["nbf"] = json!(NOW + 5)), NOW).is_ok());
@@ -227,12 +256,21 @@ mod tests {
         let mut c = claims();
         c["scopes"][0]["fixed_params"]["org"] = json!("globex");
         parts[1] = URL_SAFE_NO_PAD.encode(c.to_string());
-        assert_eq!(keys().verify(&parts.join("."), NOW), Err(AuthError::BadSignature));
+        assert_eq!(keys().verify(&parts.join("."), NOW).map(drop), Err(AuthError::BadSignature));
     }
 
     #[test]
     fn lifetime_can_be_capped() {
         let k = JwtKeys::new(WS, "p.admin", Some(30));
-        assert_eq!(k.verify(&k.sign(&claims()), NOW), Err(AuthError::TooLong));
+        assert_eq!(k.verify(&k.sign(&claims()), NOW).map(drop), Err(AuthError::TooLong));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let k = keys();
+        let token = k.sign(&claims());
+        assert!(k.verify(&token, NOW).is_ok());
+        assert!(k.verify(&token, NOW + 59).is_ok());
+        assert_eq!(k.verify(&token, NOW + 60).map(drop), Err(AuthError::Expired));
     }
 }

@@ -202,14 +202,14 @@ impl TokenStore {
     }
 
     /// The grant of a static token string, if it is one of ours.
-    pub fn authenticate(&self, token: &str) -> Option<Grant> {
+    pub fn authenticate(&self, token: &str) -> Option<std::sync::Arc<Grant>> {
         let st = self.read();
         let t = &st.saved.tokens[*st.by_digest.get(&digest(token))?];
-        Some(Grant {
+        Some(std::sync::Arc::new(Grant {
             credential: Credential::Static { id: t.id.clone(), name: t.name.clone() },
             scopes: t.parsed_scopes(),
             rps: None,
-        })
+        }))
     }
 
     /// Every token, in creation order.

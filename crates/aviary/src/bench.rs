@@ -35,6 +35,8 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// Tenant-scoped endpoint latency, against ClickHouse in the same run.
     Query(crate::bench_query::QueryArgs),
+    /// Endpoint throughput with a tenant JWT against the admin token, same run.
+    Access(crate::bench_access::AccessArgs),
 }
 
 /// `aviary bench ingest` settings.
@@ -71,6 +73,7 @@ impl BenchCommand {
         match self {
             BenchCommand::Ingest(args) => ingest(&args),
             BenchCommand::Query(args) => crate::bench_query::run(&args),
+            BenchCommand::Access(args) => crate::bench_access::run(&args),
         }
     }
 }

@@ -36,14 +36,14 @@ pub struct QueryArgs {
 }
 
 /// Latencies of one measurement.
-struct Measured {
-    p50_ms: f64,
-    p99_ms: f64,
-    rps: f64,
+pub(crate) struct Measured {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub rps: f64,
 }
 
 /// Runs `requests` calls of `call` from `concurrency` threads.
-fn measure(concurrency: usize, requests: usize, call: &(dyn Fn() -> Result<()> + Sync)) -> Result<Measured> {
+pub(crate) fn measure(concurrency: usize, requests: usize, call: &(dyn Fn() -> Result<()> + Sync)) -> Result<Measured> {
     for _ in 0..10 {
         call()?;
     }
@@ -105,7 +105,7 @@ fn clickhouse_sql(name: &str, pipe_text: &str, org: &str) -> Result<String> {
 
 /// Waits until the server's merges are done (`aviary_parts` unchanged for 10 s, after the time
 /// a partition takes to count as quiet); returns the part count.
-fn settle(client: &reqwest::blocking::Client, base: &str) -> Result<u64> {
+pub(crate) fn settle(client: &reqwest::blocking::Client, base: &str) -> Result<u64> {
     let parts = || -> Result<u64> {
         let text = client.get(format!("{base}/metrics")).bearer_auth(TOKEN).send()?.text()?;
         let line = text.lines().find(|l| l.starts_with("aviary_parts ")).context("aviary_parts in /metrics")?;

@@ -2,6 +2,7 @@
 
 mod append;
 mod bench;
+mod bench_access;
 mod bench_query;
 mod cli;
 mod deploy;

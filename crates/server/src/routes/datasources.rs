@@ -28,7 +28,7 @@ fn require(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
     action: Action<'_>,
-) -> Result<access::Grant, ApiError> {
+) -> Result<Arc<access::Grant>, ApiError> {
     let g = super::grant(state, query, headers)?;
     let docs = &state.config.docs_base_url;
     g.static_only().map_err(|e| ApiError::auth(&e, docs))?;

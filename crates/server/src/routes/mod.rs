@@ -109,14 +109,18 @@ pub(crate) fn token<'a>(query: &'a HashMap<String, String>, headers: &'a HeaderM
 
 /// The grant of the request's token: a static token by its digest, anything else as a JWT
 /// (spec §3.2). Refusals are 403 with the spec's messages.
-pub(crate) fn grant(state: &AppState, query: &HashMap<String, String>, headers: &HeaderMap) -> Result<Grant, ApiError> {
+pub(crate) fn grant(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Arc<Grant>, ApiError> {
     let token = token(query, headers).ok_or(AuthError::Missing);
     let result = token.and_then(|t| authenticate(state, t));
     result.map_err(|e| ApiError::auth(&e, &state.config.docs_base_url))
 }
 
 /// The grant of a token string.
-pub(crate) fn authenticate(state: &AppState, token: &str) -> Result<Grant, AuthError> {
+pub(crate) fn authenticate(state: &AppState, token: &str) -> Result<Arc<Grant>, AuthError> {
     if token.starts_with("p.") {
         return state.tokens.authenticate(token).ok_or(AuthError::NotFound);
     }
@@ -130,7 +134,7 @@ pub(crate) fn require(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
     allowed: impl Fn(&Scope) -> bool,
-) -> Result<Grant, ApiError> {
+) -> Result<Arc<Grant>, ApiError> {
     let g = grant(state, query, headers)?;
     let docs = &state.config.docs_base_url;
     g.static_only().map_err(|e| ApiError::auth(&e, docs))?;
@@ -143,7 +147,7 @@ pub(crate) fn require_admin(
     state: &AppState,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<Grant, ApiError> {
+) -> Result<Arc<Grant>, ApiError> {
     require(state, query, headers, |_| false)
 }
 

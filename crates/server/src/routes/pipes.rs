@@ -102,7 +102,7 @@ fn require(
     query: &[(String, String)],
     headers: &HeaderMap,
     allowed: impl Fn(&Scope) -> bool,
-) -> Result<access::Grant, ApiError> {
+) -> Result<Arc<access::Grant>, ApiError> {
     super::require(state, &token_arg(query), headers, allowed)
 }
 
