@@ -628,3 +628,39 @@ async fn the_tenant_filter_prunes_like_the_pipes_own_filter() {
     assert!(read(&tenant) < 40_000 / 4, "pruned: {} rows read", read(&tenant));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn static_tokens_can_share_a_default_rate_and_openapi_lists_only_readable_pipes() {
+    let s = Server::start_with("static-rps", |c| c.static_token_rps = 2).await;
+    let r = s
+        .client
+        .post(s.url("/v0/tokens"))
+        .bearer_auth(TOKEN)
+        .query(&[("name", "reader"), ("scope", "DATASOURCES:READ:events:org = 'acme'")])
+        .send()
+        .await
+        .unwrap();
+    let reader = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let statuses: Vec<u16> = {
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.push(s.get_as(&reader, "/v0/sql", &[("q", "SELECT count() FROM events FORMAT JSON")]).await.0.as_u16());
+        }
+        out
+    };
+    assert_eq!(statuses, [200, 200, 429]);
+    // The admin token is never limited by it.
+    for _ in 0..5 {
+        assert_eq!(s.sql("SELECT 1 FORMAT JSON").await.0, 200);
+    }
+    s.stop().await;
+
+    let s = Server::start_example("openapi-scope").await;
+    let (status, doc) = s.get_as(&tenant_jwt("t", json!("acme"), &["kpis"]), "/v0/pipes/openapi.json", &[]).await;
+    assert_eq!(status, 200);
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert!(paths.iter().all(|p| p.contains("/kpis.")) && !paths.is_empty(), "{paths:?}");
+    let (_, all) = s.get_as(TOKEN, "/v0/pipes/openapi.json", &[]).await;
+    assert!(all["paths"].as_object().unwrap().keys().any(|p| p.contains("/top_pages.")));
+    s.stop().await;
+}
