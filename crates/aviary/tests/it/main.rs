@@ -7,3 +7,4 @@ mod crash;
 mod deploy_cli;
 mod process;
 mod template_cli;
+mod token_cli;
