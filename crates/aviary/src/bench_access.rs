@@ -7,12 +7,11 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::bench::{EVENTS_DATASOURCE, TOKEN, generate, http_client, load, start_aviary};
-use crate::bench_query::{Measured, measure, settle};
+use crate::bench::{EVENTS_DATASOURCE, TOKEN, generate, http_client, start_aviary};
+use crate::bench_query::{Measured, load_aviary, measure, settle, smallest_tenant};
 
 const TOP_PAGES: &str = include_str!("../../../examples/web-analytics/pipes/top_pages.pipe");
 
@@ -41,30 +40,11 @@ pub fn run(args: &AccessArgs) -> Result<ExitCode> {
         &work.join("aviary"),
         &[("datasources/events.datasource", EVENTS_DATASOURCE), ("pipes/top_pages.pipe", TOP_PAGES)],
     )?;
-    let url = format!("{}/v0/events?name=events&wait=true", aviary.base);
-    load(&batches, 4, None, |client, body| {
-        loop {
-            let r = client.post(&url).bearer_auth(TOKEN).body(body.to_vec()).send()?;
-            if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
-                ensure!(r.status().is_success(), "aviary answered {}", r.status());
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })?;
+    load_aviary(&aviary.base, &batches)?;
     drop(batches);
     let client = http_client()?;
     eprintln!("{} parts after merges", settle(&client, &aviary.base)?);
-    let small = {
-        let text = client
-            .post(format!("{}/v0/sql", aviary.base))
-            .bearer_auth(TOKEN)
-            .body("SELECT org FROM events GROUP BY org ORDER BY count() ASC, org LIMIT 1 FORMAT JSONEachRow")
-            .send()?
-            .text()?;
-        let v: serde_json::Value = serde_json::from_str(text.trim()).context("smallest tenant")?;
-        v["org"].as_str().context("smallest tenant")?.to_string()
-    };
+    let small = smallest_tenant(&client, &aviary.base)?;
     let mut report = String::from(
         "| tenant | clients | admin p50 ms | p99 ms | req/s | JWT p50 ms | p99 ms | req/s | req/s JWT/admin |\n|---|---|---|---|---|---|---|---|---|\n",
     );

@@ -75,6 +75,34 @@ pub(crate) fn measure(concurrency: usize, requests: usize, call: &(dyn Fn() -> R
     Ok(Measured { p50_ms: at(0.5), p99_ms: at(0.99), rps: times.len() as f64 / wall })
 }
 
+/// Sends `batches` to a running Aviary's Events API with `wait=true`, waiting out 503s.
+pub(crate) fn load_aviary(base: &str, batches: &[Vec<u8>]) -> Result<()> {
+    let url = format!("{base}/v0/events?name=events&wait=true");
+    load(batches, 4, None, |client, body| {
+        loop {
+            let r = client.post(&url).bearer_auth(TOKEN).body(body.to_vec()).send()?;
+            if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                ensure!(r.status().is_success(), "aviary answered {}", r.status());
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .map(drop)
+}
+
+/// The organization with the fewest events.
+pub(crate) fn smallest_tenant(client: &reqwest::blocking::Client, base: &str) -> Result<String> {
+    let text = client
+        .post(format!("{base}/v0/sql"))
+        .bearer_auth(TOKEN)
+        .body("SELECT org FROM events GROUP BY org ORDER BY count() ASC, org LIMIT 1 FORMAT JSONEachRow")
+        .send()?
+        .text()?;
+    let v: serde_json::Value = serde_json::from_str(text.trim()).context("smallest tenant")?;
+    Ok(v["org"].as_str().context("smallest tenant")?.to_string())
+}
+
 /// The endpoint of `pipe_text` rendered for `org`, as one ClickHouse 18.16 query (no CTEs there:
 /// earlier nodes become subqueries).
 fn clickhouse_sql(name: &str, pipe_text: &str, org: &str) -> Result<String> {
@@ -152,17 +180,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
                 ("pipes/kpis.pipe", KPIS),
             ],
         )?;
-        let url = format!("{}/v0/events?name=events&wait=true", aviary.base);
-        load(&batches, 4, None, |client, body| {
-            loop {
-                let r = client.post(&url).bearer_auth(TOKEN).body(body.to_vec()).send()?;
-                if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
-                    ensure!(r.status().is_success(), "aviary answered {}", r.status());
-                    return Ok(());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })?;
+        load_aviary(&aviary.base, &batches)?;
         let clickhouse = start_clickhouse(&args.clickhouse_server, &work.join(format!("clickhouse-{events}")))?;
         let insert = format!("{}/?query=INSERT%20INTO%20events%20FORMAT%20JSONEachRow", clickhouse.base);
         load(&batches, 4, None, |client, body| {
@@ -180,16 +198,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
         let count = |org: &str| {
             sql_count(&client, &sql, Some(TOKEN), &format!("SELECT count() FROM events WHERE org = '{org}'"))
         };
-        let small = {
-            let text = client
-                .post(&sql)
-                .bearer_auth(TOKEN)
-                .body("SELECT org FROM events GROUP BY org ORDER BY count() ASC, org LIMIT 1 FORMAT JSONEachRow")
-                .send()?
-                .text()?;
-            let v: serde_json::Value = serde_json::from_str(text.trim()).context("smallest tenant")?;
-            v["org"].as_str().context("smallest tenant")?.to_string()
-        };
+        let small = smallest_tenant(&client, &aviary.base)?;
         for (label, org) in [("large", "org_0000".to_string()), ("small", small)] {
             let rows = count(&org)?;
             for (pipe, text) in [("top_pages", TOP_PAGES), ("kpis", KPIS)] {
