@@ -90,9 +90,32 @@ pub struct ServeArgs {
     /// Longest JWT lifetime accepted, in seconds (`exp` − now); unset: no maximum.
     #[arg(long, env = "AVIARY_JWT_MAX_LIFETIME")]
     pub jwt_max_lifetime: Option<u64>,
-    /// Key that seals stored token strings; generated in the data directory when not given.
+    /// Key that seals stored secrets (token strings, signing keys); generated in the data
+    /// directory when not given.
+    #[arg(long, env = "AVIARY_SEALING_KEY", hide_env_values = true)]
+    pub sealing_key: Option<String>,
+    /// The identity Backend API secret key (`sk_live_…`, sent as `Authorization: Bearer`);
+    /// generated and shown once at first start when not given (only its digest is stored).
     #[arg(long, env = "AVIARY_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// Identity store: `postgres://user:password@host/db`; unset: SQLite `identity.db` in the
+    /// data directory.
+    #[arg(long, env = "AVIARY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Public base URL of this server (token issuer, app origin, invitation links); unset:
+    /// `http://localhost:<port>`.
+    #[arg(long, env = "AVIARY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Identity Backend API requests allowed per secret key per 10 seconds (Clerk's production
+    /// limit is 1,000); 0: no limit. The JWKS is never limited.
+    #[arg(long, env = "AVIARY_IDENTITY_REQUESTS_PER_10S", default_value_t = 1_000)]
+    pub identity_requests_per_10s: u32,
+    /// Argon2id memory per password hash, in KiB (at least OWASP's 19,456).
+    #[arg(long, env = "AVIARY_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes (at least 2).
+    #[arg(long, env = "AVIARY_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -69,11 +69,23 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         max_result_bytes: args.max_result_bytes,
         static_token_rps: args.static_token_rps,
         jwt_max_lifetime: args.jwt_max_lifetime.map(Duration::from_secs),
-        secret_key: args.secret_key.clone(),
+        sealing_key: args.sealing_key.clone(),
+        database_url: args.database_url.clone(),
+        identity_secret_key: args.secret_key.clone(),
+        public_url: args.public_url.clone(),
+        identity_requests_per_10s: args.identity_requests_per_10s,
+        password_params: identity::password::PasswordParams {
+            memory_kib: args.argon2_memory_kib,
+            iterations: args.argon2_iterations,
+            parallelism: 1,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = server::Application::build(config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(key) = app.generated_secret_key() {
+            println!("Identity secret key (shown once; only its digest is stored): {key}");
+        }
         if let Some(dir) = &args.project {
             deploy_project(&app, dir).await?;
         }

@@ -1,5 +1,6 @@
-//! Aviary's HTTP server. Today: the analytics API under `/v0` — health, the Events API, the
-//! Data Sources API and the SQL API — over an `engine::workspace::Workspace`. It owns routing,
+//! Aviary's HTTP server: the analytics API under `/v0` — health, the Events API, the Data
+//! Sources, Pipes, Tokens and SQL APIs — over an `engine::workspace::Workspace`, and the
+//! Clerk-compatible identity Backend API under `/v1` over an `identity::Identity`. It owns routing,
 //! authentication of requests, request and response formats and the mapping of errors to
 //! statuses; it knows nothing of storage internals.
 
@@ -52,8 +53,20 @@ pub struct Config {
     pub static_token_rps: u32,
     /// Longest JWT lifetime accepted (`exp` − now); `None`: no maximum.
     pub jwt_max_lifetime: Option<Duration>,
-    /// Key sealing the stored token strings; `None`: a key generated in the data directory.
-    pub secret_key: Option<String>,
+    /// Key sealing stored secrets (token strings, signing keys); `None`: a key generated in the
+    /// data directory.
+    pub sealing_key: Option<String>,
+    /// The identity store: `postgres://…`, `sqlite://…`; `None`: `identity.db` in the data
+    /// directory.
+    pub database_url: Option<String>,
+    /// The identity Backend API secret key (`sk_live_…`); `None`: the stored one or a new one.
+    pub identity_secret_key: Option<String>,
+    /// The public base URL (token issuer, app origin, links); `None`: `http://localhost:<port>`.
+    pub public_url: Option<String>,
+    /// Backend API requests allowed per secret key per 10 seconds; 0: no limit.
+    pub identity_requests_per_10s: u32,
+    /// Argon2id cost of password hashes.
+    pub password_params: identity::password::PasswordParams,
 }
 
 /// Shared state of the handlers.
@@ -80,6 +93,10 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Deployments made through `/v1/deploy` since start.
     pub deployments: std::sync::Mutex<routes::deploy::Deployments>,
+    /// Users, organizations, sessions and JWT templates.
+    pub identity: Arc<identity::Identity>,
+    /// The Backend API's per-secret-key limiter, when on.
+    pub identity_limit: Option<access::limits::Limit>,
 }
 
 impl AppState {
@@ -145,6 +162,7 @@ pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     usage_rx: Option<tokio::sync::mpsc::Receiver<engine::usage::Usage>>,
+    generated_secret_key: Option<String>,
 }
 
 impl Application {
@@ -155,9 +173,9 @@ impl Application {
             tokio::task::spawn_blocking(move || Workspace::open(&dir, WorkspaceOptions::default())).await??;
         let listener = TcpListener::bind(config.listen).await?;
         let (usage, usage_rx) = usage::UsageLog::new();
-        let secret = match &config.secret_key {
+        let secret = match &config.sealing_key {
             Some(k) => k.clone(),
-            None => stored_secret(&config.data_dir.join("secret-key"))?,
+            None => stored_secret(&config.data_dir.join("sealing-key"))?,
         };
         let tokens = access::tokens::TokenStore::open(
             &config.data_dir,
@@ -166,6 +184,26 @@ impl Application {
             secret.as_bytes(),
         )?;
         let jwt = std::sync::RwLock::new(Arc::new(jwt_keys(&config, &tokens.admin_token())));
+        let port = listener.local_addr()?.port();
+        let public = config.public_url.clone().unwrap_or_else(|| format!("http://localhost:{port}"));
+        let public = public.trim_end_matches('/').to_string();
+        let mut options = identity::Options::new(
+            config
+                .database_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", config.data_dir.join("identity.db").display())),
+            secret.as_bytes(),
+        );
+        options.secret_key = config.identity_secret_key.clone();
+        options.issuer = public.clone();
+        options.app_origin = public.clone();
+        options.invitation_url = format!("{public}/invitations/accept");
+        options.passwords = config.password_params;
+        let (identity, generated_secret_key) = identity::Identity::open(options).await?;
+        let identity_limit = (config.identity_requests_per_10s > 0).then(|| {
+            let n = config.identity_requests_per_10s;
+            access::limits::Limit::new((n / 10).max(1), n)
+        });
         let state = AppState {
             workspace: Arc::new(workspace),
             tokens,
@@ -179,13 +217,25 @@ impl Application {
             usage,
             metrics: metrics::Metrics::new(),
             deployments: Default::default(),
+            identity: Arc::new(identity),
+            identity_limit,
         };
-        Ok(Application { listener, state: Arc::new(state), usage_rx: Some(usage_rx) })
+        Ok(Application { listener, state: Arc::new(state), usage_rx: Some(usage_rx), generated_secret_key })
     }
 
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The identity secret key when this start generated it (to be shown once).
+    pub fn generated_secret_key(&self) -> Option<&str> {
+        self.generated_secret_key.as_deref()
+    }
+
+    /// The identity service.
+    pub fn identity(&self) -> Arc<identity::Identity> {
+        self.state.identity.clone()
     }
 
     /// The workspace (to deploy a project before serving).
@@ -201,10 +251,12 @@ impl Application {
         let state = self.state.clone();
         state.sync_datafile_tokens();
         let flusher = tokio::spawn(flush_loop(state.clone()));
+        let identity_poll = tokio::spawn(poll_identity(state.identity.clone()));
         let usage_writer = self.usage_rx.take().map(|rx| tokio::spawn(usage::writer(state.clone(), rx)));
         let app = routes::router(state.clone());
         let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         flusher.abort();
+        identity_poll.abort();
         if let Some(w) = usage_writer {
             state.usage.stop();
             let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
@@ -241,6 +293,19 @@ fn stored_secret(path: &std::path::Path) -> std::io::Result<String> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(v)
+}
+
+/// Picks up identity changes made by other nodes sharing the database (caches dropped, keys
+/// reloaded) once a second.
+async fn poll_identity(identity: Arc<identity::Identity>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = identity.poll_changes().await {
+            tracing::warn!(error = %e, "identity change poll failed");
+        }
+    }
 }
 
 /// How often small parts are merged and TTLs applied.

@@ -4,6 +4,7 @@ mod datasources;
 pub(crate) mod deploy;
 mod events;
 mod health;
+mod identity;
 mod pipes;
 mod sql;
 mod tokens;
@@ -53,6 +54,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/deployments/{id}", get(deploy::one).delete(deploy::one))
         .route("/v1/deployments/{id}/set-live", post(deploy::set_live))
         .route("/metrics", get(crate::metrics::metrics))
+        .merge(identity::router(state.clone()))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::metrics::observe))
         .layer(middleware::from_fn(cors_and_request_id))
         .layer(middleware::from_fn_with_state(state.clone(), crate::usage::record))

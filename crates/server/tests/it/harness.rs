@@ -6,6 +6,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 pub const TOKEN: &str = "p.test-admin-token";
+/// The identity Backend API secret key of test servers.
+pub const SECRET_KEY: &str = "sk_live_test-secret-key";
 
 pub struct Server {
     pub base: String,
@@ -63,7 +65,12 @@ impl Server {
             max_result_bytes: 100 * 1024 * 1024,
             static_token_rps: 0,
             jwt_max_lifetime: None,
-            secret_key: None,
+            sealing_key: None,
+            database_url: None,
+            identity_secret_key: Some(SECRET_KEY.into()),
+            public_url: None,
+            identity_requests_per_10s: 0,
+            password_params: Default::default(),
         };
         configure(&mut config);
         let app = server::Application::build(config).await.unwrap();
