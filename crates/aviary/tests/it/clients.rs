@@ -212,3 +212,66 @@ fn tinybird_sdk_mints_and_jose_signs_jwts_that_pin_the_tenant() {
         serde_json::json!({"sdk_events": acme, "jose_status": 200, "jose_events": acme, "jwt_cannot_mint": 403})
     );
 }
+
+/// `@clerk/backend` (npm, unchanged) against `aviary serve` on `store`: users, organization,
+/// custom role and permission, the Tinybird template, sessions, template and session tokens,
+/// `verifyToken` through the JWKS, `authenticateRequest` on the Bearer and cookie paths, and the
+/// refusals (tampered, expired, template-as-session, revoked, wrong key).
+fn clerk_backend_sdk(store: &str) {
+    let modules = std::env::var("AVIARY_NODE_MODULES")
+        .expect("AVIARY_NODE_MODULES must name a node_modules with @clerk/backend and jose (scripts/test sets it up)");
+    let dir = std::env::temp_dir().join(format!("aviary-clerk-{store}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let database = (store == "postgres").then(crate::postgres::fresh_database);
+    let mut args = vec![
+        "--secret-key",
+        "sk_live_clerk-sdk-test",
+        "--public-url",
+        "https://identity.aviary.localhost",
+        "--identity-requests-per-10s",
+        "0",
+    ];
+    if let Some(url) = &database {
+        args.extend(["--database-url", url.as_str()]);
+    }
+    let server = start(&dir, "p.clerk-admin", &args);
+    let out = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/clerk_backend.mjs"))
+        .args([&modules, &server.url, "sk_live_clerk-sdk-test"])
+        .output()
+        .expect("node runs");
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "@clerk/backend failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("{}"))
+            .expect("one JSON line");
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["session_org_role"], "org:analyst", "{summary}");
+    assert_eq!(
+        summary["refused"],
+        serde_json::json!({
+            "tampered_payload": "token-invalid-signature",
+            "tampered_signature": "signed-out",
+            "template_as_session": "token-type-mismatch",
+            "expired": "token-expired",
+            "revoked_mint": 404
+        }),
+        "{summary}"
+    );
+}
+
+#[test]
+fn clerk_backend_sdk_on_sqlite() {
+    clerk_backend_sdk("sqlite");
+}
+
+#[test]
+fn clerk_backend_sdk_on_postgres() {
+    clerk_backend_sdk("postgres");
+}

@@ -5,6 +5,8 @@ mod check_cli;
 mod clients;
 mod crash;
 mod deploy_cli;
+#[path = "../../../identity/tests/it/postgres.rs"]
+mod postgres;
 mod process;
 mod template_cli;
 mod token_cli;

@@ -38,6 +38,14 @@ impl Server {
         Server::launch(name, configure, &[]).await
     }
 
+    /// `start_example` with settings of its own.
+    pub async fn start_with_example(name: &str, configure: impl FnOnce(&mut server::Config)) -> Server {
+        let s = Server::launch(name, configure, &["top_pages", "kpis", "user_activity", "events_per_minute"]).await;
+        let (status, body) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
+        assert_eq!(status, 200, "{body}");
+        s
+    }
+
     /// A server with the example project (the `events` data source and its four pipes) and its
     /// fixture events.
     pub async fn start_example(name: &str) -> Server {

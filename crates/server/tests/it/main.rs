@@ -3,3 +3,6 @@
 mod access;
 mod api;
 mod harness;
+mod identity;
+#[path = "../../../identity/tests/it/postgres.rs"]
+mod postgres;
