@@ -37,6 +37,8 @@ pub enum BenchCommand {
     Query(crate::bench_query::QueryArgs),
     /// Endpoint throughput with a tenant JWT against the admin token, same run.
     Access(crate::bench_access::AccessArgs),
+    /// Template-token mints over HTTP, session tokens, and sign-in with the Argon2id cost.
+    Identity(crate::bench_identity::IdentityArgs),
 }
 
 /// `aviary bench ingest` settings.
@@ -74,6 +76,7 @@ impl BenchCommand {
             BenchCommand::Ingest(args) => ingest(&args),
             BenchCommand::Query(args) => crate::bench_query::run(&args),
             BenchCommand::Access(args) => crate::bench_access::run(&args),
+            BenchCommand::Identity(args) => crate::bench_identity::run(&args),
         }
     }
 }
@@ -261,6 +264,11 @@ fn wait_ready(client: &reqwest::blocking::Client, url: &str, server: &mut Server
 /// Starts `aviary serve` (this binary) in a fresh `dir` with a project of `files` (relative
 /// path, text), once it answers.
 pub(crate) fn start_aviary(dir: &Path, files: &[(&str, &str)]) -> Result<Server> {
+    start_aviary_with(dir, files, &[])
+}
+
+/// `start_aviary` with more `serve` flags.
+pub(crate) fn start_aviary_with(dir: &Path, files: &[(&str, &str)], flags: &[&str]) -> Result<Server> {
     let _ = std::fs::remove_dir_all(dir);
     let project = dir.join("project");
     for (path, text) in files {
@@ -275,6 +283,7 @@ pub(crate) fn start_aviary(dir: &Path, files: &[(&str, &str)]) -> Result<Server>
         .arg(dir.join("data"))
         .arg("--project")
         .arg(&project)
+        .args(flags)
         .env("AVIARY_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -20,7 +20,8 @@ enum Command {
     /// Work with pipe SQL templates (the language of `.pipe` nodes).
     #[command(subcommand)]
     Template(TemplateCommand),
-    /// Run the server: the analytics API over a data directory.
+    /// Run the server: the analytics API (`/v0`) and the identity API (`/v1`) over a data
+    /// directory.
     Serve(Box<ServeArgs>),
     /// Load a local file (CSV, NDJSON or Parquet) into a data source of a running server, with progress.
     Append(crate::append::AppendArgs),
@@ -30,6 +31,9 @@ enum Command {
     /// Manage the static tokens of a running server.
     #[command(subcommand)]
     Token(crate::token::TokenCommand),
+    /// Operator commands on the identity store (signing keys).
+    #[command(subcommand)]
+    Identity(crate::identity_cli::IdentityCommand),
     /// Benchmarks (run them on a release build: `cargo run --release -- bench ingest`).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -144,6 +148,7 @@ impl Cli {
             Command::Append(args) => crate::append::run(&args),
             Command::Deploy(args) => crate::deploy::run(&args),
             Command::Token(cmd) => cmd.run(),
+            Command::Identity(cmd) => cmd.run(),
             Command::Bench(cmd) => cmd.run(),
         };
         match result {

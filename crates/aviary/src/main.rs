@@ -3,9 +3,11 @@
 mod append;
 mod bench;
 mod bench_access;
+mod bench_identity;
 mod bench_query;
 mod cli;
 mod deploy;
+mod identity_cli;
 mod serve;
 mod token;
 

@@ -9,7 +9,10 @@ use sqlx::{AnyPool, Row};
 use crate::error::Result;
 
 /// The embedded migrations, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_identity.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_identity.sql")),
+    (2, include_str!("../migrations/0002_email_verification.sql")),
+];
 
 /// Which database the URL named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -461,8 +461,7 @@ impl Identity {
         if let Some(until) = user.locked_until.filter(|t| *t > now_ms()) {
             return Err(Error::Locked { retry_after: ((until - now_ms()) / 1000).max(1) as u64 });
         }
-        let (ok, upgrade) =
-            tokio::task::block_in_place(|| self.passwords.verify(password, user.password_hash.as_deref()));
+        let (ok, upgrade) = self.verify_hash(password, user.password_hash.clone()).await?;
         if !ok {
             let failures = user.failed_attempts + 1;
             let lock = failures >= i64::from(self.opts.lockout_attempts);
@@ -604,4 +603,136 @@ fn user_filter(p: &ListParams, select: &str) -> Sql {
         q.push("))");
     }
     q
+}
+
+/// How long an email verification link works.
+const VERIFICATION_TTL_MS: i64 = 24 * 3600 * 1000;
+
+impl Identity {
+    /// Self-service sign-up (the app's form): a user with an unverified email address and a
+    /// password under the policy; a verification link goes to the outbox. Returns the user.
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &str,
+        first_name: Option<&str>,
+        last_name: Option<&str>,
+    ) -> Result<Value> {
+        let email = email.trim().to_lowercase();
+        check_email(&email)?;
+        password::check_policy(password, &[&email])?;
+        let hash = self.hash_password(password.to_string()).await?;
+        let (id, email_id, now) = (new_id("user"), new_id("idn"), now_ms());
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (id, external_id, username, first_name, last_name, image_url, primary_email_id, \
+             password_hash, public_metadata, private_metadata, unsafe_metadata, banned, failed_attempts, locked_until, \
+             last_sign_in_at, last_active_at, created_at, updated_at) \
+             VALUES ($1, NULL, NULL, $2, $3, NULL, $4, $5, '{}', '{}', '{}', 0, 0, NULL, NULL, NULL, $6, $6)",
+        )
+        .bind(id.clone())
+        .bind(first_name.map(str::trim).filter(|s| !s.is_empty()).map(String::from))
+        .bind(last_name.map(str::trim).filter(|s| !s.is_empty()).map(String::from))
+        .bind(email_id.clone())
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO email_addresses (id, user_id, email, verified, created_at) VALUES ($1, $2, $3, 0, $4)",
+        )
+        .bind(email_id.clone())
+        .bind(id.clone())
+        .bind(email.clone())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| Error::unique(e, identifier_taken))?;
+        tx.commit().await?;
+        self.send_verification(&email_id, &email).await?;
+        self.changed().await?;
+        self.get_user(&id).await
+    }
+
+    async fn send_verification(&self, email_id: &str, email: &str) -> Result<()> {
+        let ticket = crate::ids::random_token(32);
+        self.db
+            .exec(
+                sqlx::query(
+                    "INSERT INTO email_verifications (ticket_digest, email_id, expires_at) VALUES ($1, $2, $3)",
+                )
+                .bind(crate::ids::digest(&ticket))
+                .bind(email_id.to_string())
+                .bind(now_ms() + VERIFICATION_TTL_MS),
+            )
+            .await?;
+        let link = format!("{}/verify-email?ticket={ticket}", self.opts.app_origin.trim_end_matches('/'));
+        let body = format!("Confirm that {email} is your address: {link}");
+        self.send_mail("email_verification", email, "Verify your email address", &body, Some(&link)).await
+    }
+
+    /// Spends an email verification ticket: the address is verified. Returns the user.
+    pub async fn verify_email(&self, ticket: &str) -> Result<Value> {
+        let digest = crate::ids::digest(ticket);
+        let row = self
+            .db
+            .row(
+                sqlx::query(
+                    "SELECT v.email_id, e.user_id FROM email_verifications v JOIN email_addresses e ON e.id = v.email_id \
+                     WHERE v.ticket_digest = $1 AND v.expires_at > $2",
+                )
+                .bind(digest.clone())
+                .bind(now_ms()),
+            )
+            .await?
+            .ok_or(Error::NotFound("verification"))?;
+        let spent =
+            self.db.exec(sqlx::query("DELETE FROM email_verifications WHERE ticket_digest = $1").bind(digest)).await?;
+        if spent == 0 {
+            return Err(Error::NotFound("verification"));
+        }
+        self.db
+            .exec(
+                sqlx::query("UPDATE email_addresses SET verified = 1 WHERE id = $1").bind(db::string(&row, "email_id")),
+            )
+            .await?;
+        self.changed().await?;
+        self.get_user(&db::string(&row, "user_id")).await
+    }
+
+    /// Changes a password after checking the current one (lockout rules apply); every other
+    /// session of the user is ended. Returns the user.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current: &str,
+        new: &str,
+        keep_session: Option<&str>,
+    ) -> Result<Value> {
+        let user = self.load_user(user_id).await?;
+        self.check_password(&user, current).await?;
+        let ids: Vec<&str> = user.emails.iter().map(|e| e.email.as_str()).chain(user.username.as_deref()).collect();
+        password::check_policy(new, &ids)?;
+        let hash = self.hash_password(new.to_string()).await?;
+        self.db
+            .exec(
+                sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                    .bind(hash)
+                    .bind(now_ms())
+                    .bind(user_id.to_string()),
+            )
+            .await?;
+        self.db
+            .exec(
+                sqlx::query(
+                    "UPDATE sessions SET status = 'ended', updated_at = $1 WHERE user_id = $2 AND status = 'active' AND id <> $3",
+                )
+                .bind(now_ms())
+                .bind(user_id.to_string())
+                .bind(keep_session.unwrap_or("").to_string()),
+            )
+            .await?;
+        self.changed().await?;
+        self.get_user(user_id).await
+    }
 }

@@ -5,6 +5,7 @@ mod check_cli;
 mod clients;
 mod crash;
 mod deploy_cli;
+mod identity_cli;
 #[path = "../../../identity/tests/it/postgres.rs"]
 mod postgres;
 mod process;

@@ -506,3 +506,45 @@ async fn key_rotation_and_other_nodes(kind: &str) {
     a.verify_session_token(&t).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+both!(sign_up_verification_and_password_change);
+async fn sign_up_verification_and_password_change(kind: &str) {
+    let (id, _) = open(kind, |_| {}).await;
+    assert_eq!(
+        code(id.sign_up("eve@acme.example", "eve@acme.example", None, None).await.unwrap_err()),
+        "422 form_password_pwned"
+    );
+    let u = id.sign_up("Eve@Acme.example", "a long passphrase", Some("Eve"), None).await.unwrap();
+    let uid = u["id"].as_str().unwrap().to_string();
+    assert_eq!(u["email_addresses"][0]["verification"]["status"], "unverified");
+    assert_eq!(
+        code(id.sign_up("eve@acme.example", "another passphrase", None, None).await.unwrap_err()),
+        "422 form_identifier_exists"
+    );
+    let (to, subject, link) = id.outbox(1).await.unwrap().remove(0);
+    assert_eq!((to.as_str(), subject.as_str()), ("eve@acme.example", "Verify your email address"));
+    let ticket = link.unwrap().split("ticket=").nth(1).unwrap().to_string();
+    assert_eq!(code(id.verify_email("not-the-ticket").await.unwrap_err()), "404");
+    let verified = id.verify_email(&ticket).await.unwrap();
+    assert_eq!(verified["email_addresses"][0]["verification"]["status"], "verified");
+    assert_eq!(code(id.verify_email(&ticket).await.unwrap_err()), "404", "single use");
+    // A password change needs the current password and ends the other sessions.
+    let a = id.sign_in("eve@acme.example", "a long passphrase", None).await.unwrap();
+    let b = id.sign_in("eve@acme.example", "a long passphrase", None).await.unwrap();
+    assert_eq!(
+        code(id.change_password(&uid, "wrong one", "a new passphrase", Some(&a.session_id)).await.unwrap_err()),
+        "422 form_password_incorrect"
+    );
+    assert_eq!(
+        code(id.change_password(&uid, "a long passphrase", "short", Some(&a.session_id)).await.unwrap_err()),
+        "422 form_password_length_too_short"
+    );
+    id.change_password(&uid, "a long passphrase", "a new passphrase", Some(&a.session_id)).await.unwrap();
+    assert_eq!(id.get_session(&a.session_id).await.unwrap()["status"], "active");
+    assert_eq!(id.get_session(&b.session_id).await.unwrap()["status"], "ended");
+    assert_eq!(
+        code(id.sign_in("eve@acme.example", "a long passphrase", None).await.unwrap_err()),
+        "422 form_password_incorrect"
+    );
+    id.sign_in("eve@acme.example", "a new passphrase", None).await.unwrap();
+}

@@ -116,6 +116,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/jwks", get(jwks).route_layer(middleware::from_fn_with_state(state, authenticate_unlimited)))
         .route("/.well-known/jwks.json", get(public_jwks))
+        .route("/img/{kind}/{file}", get(default_image))
         .route("/v1/{*rest}", axum::routing::any(|| async { ClerkError::no_route() }))
         .merge(api)
 }
@@ -167,6 +168,24 @@ async fn public_jwks(State(s): State<Arc<AppState>>) -> Response {
     r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, header::HeaderValue::from_static("*"));
     r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=300"));
     r
+}
+
+/// The image of a user (`avatar`) or organization (`org`) without one of its own: a colour
+/// derived from the id and a generic shape, so it reveals nothing about the account.
+async fn default_image(Path((kind, file)): Path<(String, String)>) -> Response {
+    let Some(id) = file.strip_suffix(".svg").filter(|_| kind == "avatar" || kind == "org") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let hue = id.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 360;
+    let shape = if kind == "avatar" {
+        r##"<circle cx="32" cy="25" r="11" fill="#fff" fill-opacity=".9"/><path d="M12 56c2-11 10-17 20-17s18 6 20 17z" fill="#fff" fill-opacity=".9"/>"##
+    } else {
+        r##"<rect x="18" y="16" width="28" height="34" rx="2" fill="#fff" fill-opacity=".9"/><path d="M24 22h5v5h-5zm11 0h5v5h-5zM24 32h5v5h-5zm11 0h5v5h-5zM29 42h6v8h-6z" fill="hsl(0 0% 40%)"/>"##
+    };
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64"><rect width="64" height="64" rx="32" fill="hsl({hue} 55% 45%)"/>{shape}</svg>"##
+    );
+    ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "public, max-age=86400")], svg).into_response()
 }
 
 type S = State<Arc<AppState>>;

@@ -68,6 +68,10 @@ async fn secret_key_errors_and_shapes(store: &str) {
     assert_eq!(public["keys"][0]["kty"], "RSA");
     assert_eq!(call(&s, Method::GET, "/v1/jwks", None).await.1, public);
     assert_eq!(s.client.get(s.url("/v1/jwks")).send().await.unwrap().status(), 401);
+    // Default images are served.
+    let img = s.client.get(ana_image(&s).await).send().await.unwrap();
+    assert_eq!(img.headers()["content-type"], "image/svg+xml");
+    assert!(img.text().await.unwrap().starts_with("<svg"));
     // Users: created from JSON and from a form; the list is a bare array, the count an object.
     let (status, ana) = call(
         &s,
@@ -146,6 +150,16 @@ async fn secret_key_errors_and_shapes(store: &str) {
     assert_eq!(deleted["deleted"], true);
     assert_eq!(deleted["object"], "user");
     s.stop().await;
+}
+
+/// A user's default image URL (the user is created when there is none).
+async fn ana_image(s: &Server) -> String {
+    let (_, u) =
+        call(s, Method::POST, "/v1/users", Some(json!({"username": "imagetest", "skip_password_requirement": true})))
+            .await;
+    let url = u["image_url"].as_str().unwrap().to_string();
+    call(s, Method::DELETE, &format!("/v1/users/{}", u["id"].as_str().unwrap()), None).await;
+    url
 }
 
 async fn form_id(s: &Server) -> String {
@@ -242,5 +256,42 @@ async fn tinybird_template_token_reads_only_its_organization(store: &str) {
     call(&s, Method::POST, &format!("/v1/sessions/{sid}/revoke"), None).await;
     let (status, err) = call(&s, Method::POST, &format!("/v1/sessions/{sid}/tokens/tinybird"), None).await;
     assert_eq!((status.as_u16(), err["errors"][0]["code"].as_str()), (404, Some("resource_not_found")));
+    s.stop().await;
+}
+
+both!(verify_password_locks_the_account);
+async fn verify_password_locks_the_account(store: &str) {
+    let s = start("bapi-lockout", store, 0).await;
+    let (_, u) = call(
+        &s,
+        Method::POST,
+        "/v1/users",
+        Some(json!({"email_address": ["ana@acme.example"], "password": "correct horse battery"})),
+    )
+    .await;
+    let path = format!("/v1/users/{}/verify_password", u["id"].as_str().unwrap());
+    assert_eq!(
+        call(&s, Method::POST, &path, Some(json!({"password": "correct horse battery"}))).await.1,
+        json!({"verified": true})
+    );
+    for _ in 0..9 {
+        let (status, body) = call(&s, Method::POST, &path, Some(json!({"password": "wrong"}))).await;
+        assert_eq!((status.as_u16(), body["errors"][0]["code"].as_str()), (422, Some("form_password_incorrect")));
+    }
+    let r =
+        s.client.post(s.url(&path)).bearer_auth(SECRET_KEY).json(&json!({"password": "wrong"})).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "3600");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "user_locked");
+    assert_eq!(body["errors"][0]["message"], "Your account is locked. You will be able to try again in 60 minutes.");
+    let (status, _) = call(&s, Method::POST, &path, Some(json!({"password": "correct horse battery"}))).await;
+    assert_eq!(status, 429, "locked even with the right password");
+    let unlocked = call(&s, Method::POST, &format!("/v1/users/{}/unlock", u["id"].as_str().unwrap()), None).await.1;
+    assert_eq!(unlocked["locked"], false);
+    assert_eq!(
+        call(&s, Method::POST, &path, Some(json!({"password": "correct horse battery"}))).await.1,
+        json!({"verified": true})
+    );
     s.stop().await;
 }
