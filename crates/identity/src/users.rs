@@ -35,6 +35,19 @@ pub(crate) struct User {
     pub emails: Vec<Email>,
 }
 
+/// What a new user is stored with.
+struct NewUser {
+    external_id: Option<String>,
+    username: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    password_hash: Option<String>,
+    /// Public, private and unsafe metadata.
+    metadata: [Map<String, Value>; 3],
+    emails: Vec<String>,
+    verified: bool,
+}
+
 /// An email address of a user.
 #[derive(Debug, Clone)]
 pub(crate) struct Email {
@@ -244,9 +257,34 @@ impl Identity {
             None if skip_requirement => None,
             None => return Err(Error::missing("password")),
         };
+        let id = self
+            .insert_user(NewUser {
+                external_id: b.str("external_id")?,
+                username,
+                first_name: b.str("first_name")?,
+                last_name: b.str("last_name")?,
+                password_hash: hash,
+                metadata: [
+                    b.object("public_metadata")?.unwrap_or_default(),
+                    b.object("private_metadata")?.unwrap_or_default(),
+                    b.object("unsafe_metadata")?.unwrap_or_default(),
+                ],
+                // Addresses given through the Backend API are trusted, as in Clerk.
+                emails,
+                verified: true,
+            })
+            .await?
+            .0;
+        self.changed().await?;
+        self.get_user(&id).await
+    }
+
+    /// Stores a new user and their addresses in one transaction: the user id and the address
+    /// ids.
+    async fn insert_user(&self, u: NewUser) -> Result<(String, Vec<String>)> {
         let id = new_id("user");
         let now = now_ms();
-        let email_ids: Vec<String> = emails.iter().map(|_| new_id("idn")).collect();
+        let email_ids: Vec<String> = u.emails.iter().map(|_| new_id("idn")).collect();
         let mut tx = self.db.pool.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, external_id, username, first_name, last_name, image_url, primary_email_id, \
@@ -255,35 +293,34 @@ impl Identity {
              VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, $9, $10, 0, 0, NULL, NULL, NULL, $11, $11)",
         )
         .bind(id.clone())
-        .bind(b.str("external_id")?)
-        .bind(username.clone())
-        .bind(b.str("first_name")?)
-        .bind(b.str("last_name")?)
+        .bind(u.external_id)
+        .bind(u.username)
+        .bind(u.first_name)
+        .bind(u.last_name)
         .bind(email_ids.first().cloned())
-        .bind(hash)
-        .bind(input::text(&b.object("public_metadata")?.unwrap_or_default()))
-        .bind(input::text(&b.object("private_metadata")?.unwrap_or_default()))
-        .bind(input::text(&b.object("unsafe_metadata")?.unwrap_or_default()))
+        .bind(u.password_hash)
+        .bind(input::text(&u.metadata[0]))
+        .bind(input::text(&u.metadata[1]))
+        .bind(input::text(&u.metadata[2]))
         .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::unique(e, identifier_taken))?;
-        for (eid, email) in email_ids.iter().zip(&emails) {
-            // Addresses given through the Backend API are trusted, as in Clerk.
+        for (eid, email) in email_ids.iter().zip(&u.emails) {
             sqlx::query(
-                "INSERT INTO email_addresses (id, user_id, email, verified, created_at) VALUES ($1, $2, $3, 1, $4)",
+                "INSERT INTO email_addresses (id, user_id, email, verified, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(eid.clone())
             .bind(id.clone())
             .bind(email.clone())
+            .bind(i64::from(u.verified))
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(|e| Error::unique(e, identifier_taken))?;
         }
         tx.commit().await?;
-        self.changed().await?;
-        self.get_user(&id).await
+        Ok((id, email_ids))
     }
 
     /// Hashes off the async threads (Argon2id takes tens of milliseconds by design).
@@ -622,33 +659,20 @@ impl Identity {
         check_email(&email)?;
         password::check_policy(password, &[&email])?;
         let hash = self.hash_password(password.to_string()).await?;
-        let (id, email_id, now) = (new_id("user"), new_id("idn"), now_ms());
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, external_id, username, first_name, last_name, image_url, primary_email_id, \
-             password_hash, public_metadata, private_metadata, unsafe_metadata, banned, failed_attempts, locked_until, \
-             last_sign_in_at, last_active_at, created_at, updated_at) \
-             VALUES ($1, NULL, NULL, $2, $3, NULL, $4, $5, '{}', '{}', '{}', 0, 0, NULL, NULL, NULL, $6, $6)",
-        )
-        .bind(id.clone())
-        .bind(first_name.map(str::trim).filter(|s| !s.is_empty()).map(String::from))
-        .bind(last_name.map(str::trim).filter(|s| !s.is_empty()).map(String::from))
-        .bind(email_id.clone())
-        .bind(hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO email_addresses (id, user_id, email, verified, created_at) VALUES ($1, $2, $3, 0, $4)",
-        )
-        .bind(email_id.clone())
-        .bind(id.clone())
-        .bind(email.clone())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Error::unique(e, identifier_taken))?;
-        tx.commit().await?;
+        let clean = |n: Option<&str>| n.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+        let (id, email_ids) = self
+            .insert_user(NewUser {
+                external_id: None,
+                username: None,
+                first_name: clean(first_name),
+                last_name: clean(last_name),
+                password_hash: Some(hash),
+                metadata: Default::default(),
+                emails: vec![email.clone()],
+                verified: false,
+            })
+            .await?;
+        let email_id = email_ids.into_iter().next().unwrap_or_default();
         self.send_verification(&email_id, &email).await?;
         self.changed().await?;
         self.get_user(&id).await
