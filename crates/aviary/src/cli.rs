@@ -31,6 +31,9 @@ enum Command {
     /// Manage the static tokens of a running server.
     #[command(subcommand)]
     Token(crate::token::TokenCommand),
+    /// The product in one command: a fresh server with the example project, two organizations
+    /// with members, the `tinybird` JWT template and live generated events.
+    Demo(crate::demo::DemoArgs),
     /// Operator commands on the identity store (signing keys).
     #[command(subcommand)]
     Identity(crate::identity_cli::IdentityCommand),
@@ -107,7 +110,7 @@ pub struct ServeArgs {
     #[arg(long, env = "AVIARY_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Public base URL of this server (token issuer, app origin, invitation links); unset:
-    /// `http://localhost:<port>`.
+    /// `http://<listen address>` (`localhost` when listening on every interface).
     #[arg(long, env = "AVIARY_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Identity Backend API requests allowed per secret key per 10 seconds (Clerk's production
@@ -117,9 +120,28 @@ pub struct ServeArgs {
     /// Argon2id memory per password hash, in KiB (at least OWASP's 19,456).
     #[arg(long, env = "AVIARY_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
+    /// Email addresses of the workspace admins (comma-separated): once verified, they see the
+    /// app's admin pages (JWT templates, endpoint usage).
+    #[arg(long, env = "AVIARY_WORKSPACE_ADMINS", value_delimiter = ',')]
+    pub workspace_admins: Vec<String>,
     /// Argon2id passes (at least 2).
     #[arg(long, env = "AVIARY_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
+}
+
+/// Only the serve flags: their defaults (and `AVIARY_*` variables) for commands that run a
+/// server of their own.
+#[derive(Debug, Parser)]
+struct ServeDefaults {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+impl ServeArgs {
+    /// The settings `aviary serve` would use with no flags.
+    pub fn defaults() -> ServeArgs {
+        ServeDefaults::parse_from(["aviary"]).serve
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +171,7 @@ impl Cli {
             Command::Deploy(args) => crate::deploy::run(&args),
             Command::Token(cmd) => cmd.run(),
             Command::Identity(cmd) => cmd.run(),
+            Command::Demo(args) => crate::demo::run(args),
             Command::Bench(cmd) => cmd.run(),
         };
         match result {

@@ -6,6 +6,7 @@ mod bench_access;
 mod bench_identity;
 mod bench_query;
 mod cli;
+mod demo;
 mod deploy;
 mod identity_cli;
 mod serve;

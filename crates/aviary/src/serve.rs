@@ -54,7 +54,27 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let h = random_hex(16);
         format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
     })?;
-    let config = server::Config {
+    let config = config(&args, admin_token, workspace_id);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let app = server::Application::build(config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(key) = app.generated_secret_key() {
+            println!("Identity secret key (shown once; only its digest is stored): {key}");
+        }
+        if let Some(dir) = &args.project {
+            deploy_project(&app, dir).await?;
+        }
+        tracing::info!(port = app.port(), "listening");
+        println!("Aviary listening on http://{}:{}", args.listen.ip(), app.port());
+        app.run_until_stopped(shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The server settings `args` describe, with the workspace's admin token and id.
+pub(crate) fn config(args: &ServeArgs, admin_token: String, workspace_id: String) -> server::Config {
+    server::Config {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
         admin_token,
@@ -79,22 +99,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             iterations: args.argon2_iterations,
             parallelism: 1,
         },
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        let app = server::Application::build(config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(key) = app.generated_secret_key() {
-            println!("Identity secret key (shown once; only its digest is stored): {key}");
-        }
-        if let Some(dir) = &args.project {
-            deploy_project(&app, dir).await?;
-        }
-        tracing::info!(port = app.port(), "listening");
-        println!("Aviary listening on http://{}:{}", args.listen.ip(), app.port());
-        app.run_until_stopped(shutdown_signal()).await?;
-        tracing::info!("stopped");
-        Ok(ExitCode::SUCCESS)
-    })
+        workspace_admins: args.workspace_admins.clone(),
+    }
 }
 
 /// Creates the project's data sources (pipes are served from the pipes issue on).
@@ -142,7 +148,7 @@ fn find_datafile(dir: &Path, file: &str) -> Option<std::path::PathBuf> {
     None
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

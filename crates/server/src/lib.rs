@@ -4,6 +4,7 @@
 //! authentication of requests, request and response formats and the mapping of errors to
 //! statuses; it knows nothing of storage internals.
 
+mod app;
 pub mod error;
 pub mod format;
 mod infer;
@@ -61,12 +62,15 @@ pub struct Config {
     pub database_url: Option<String>,
     /// The identity Backend API secret key (`sk_live_…`); `None`: the stored one or a new one.
     pub identity_secret_key: Option<String>,
-    /// The public base URL (token issuer, app origin, links); `None`: `http://localhost:<port>`.
+    /// The public base URL (token issuer, app origin, links); `None`: `http://<listen ip>:<port>`
+    /// (`localhost` when listening on every interface).
     pub public_url: Option<String>,
     /// Backend API requests allowed per secret key per 10 seconds; 0: no limit.
     pub identity_requests_per_10s: u32,
     /// Argon2id cost of password hashes.
     pub password_params: identity::password::PasswordParams,
+    /// Email addresses (verified) of the workspace admins, who see the app's admin pages.
+    pub workspace_admins: Vec<String>,
 }
 
 /// Shared state of the handlers.
@@ -97,6 +101,8 @@ pub struct AppState {
     pub identity: Arc<identity::Identity>,
     /// The Backend API's per-secret-key limiter, when on.
     pub identity_limit: Option<access::limits::Limit>,
+    /// Keys the app's CSRF tokens (the sealing secret).
+    pub app_secret: String,
 }
 
 impl AppState {
@@ -185,7 +191,12 @@ impl Application {
         )?;
         let jwt = std::sync::RwLock::new(Arc::new(jwt_keys(&config, &tokens.admin_token())));
         let port = listener.local_addr()?.port();
-        let public = config.public_url.clone().unwrap_or_else(|| format!("http://localhost:{port}"));
+        let host = match config.listen.ip() {
+            ip if ip.is_unspecified() => "localhost".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let public = config.public_url.clone().unwrap_or_else(|| format!("http://{host}:{port}"));
         let public = public.trim_end_matches('/').to_string();
         let mut options = identity::Options::new(
             config
@@ -219,6 +230,7 @@ impl Application {
             deployments: Default::default(),
             identity: Arc::new(identity),
             identity_limit,
+            app_secret: secret,
         };
         Ok(Application { listener, state: Arc::new(state), usage_rx: Some(usage_rx), generated_secret_key })
     }
@@ -254,7 +266,9 @@ impl Application {
         let identity_poll = tokio::spawn(poll_identity(state.identity.clone()));
         let usage_writer = self.usage_rx.take().map(|rx| tokio::spawn(usage::writer(state.clone(), rx)));
         let app = routes::router(state.clone());
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         flusher.abort();
         identity_poll.abort();
         if let Some(w) = usage_writer {

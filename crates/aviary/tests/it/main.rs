@@ -1,5 +1,6 @@
 //! End-to-end tests of the `aviary` binary.
 
+mod app;
 mod append_cli;
 mod check_cli;
 mod clients;

@@ -55,6 +55,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/deployments/{id}/set-live", post(deploy::set_live))
         .route("/metrics", get(crate::metrics::metrics))
         .merge(identity::router(state.clone()))
+        .merge(crate::app::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::metrics::observe))
         .layer(middleware::from_fn(cors_and_request_id))
         .layer(middleware::from_fn_with_state(state.clone(), crate::usage::record))
@@ -68,7 +69,12 @@ const EXPOSE_HEADERS: &str =
 /// CORS on every `/v0` route (preflights answered with 204, no authentication) and an
 /// `X-Request-ID` on every response.
 async fn cors_and_request_id(req: Request, next: Next) -> Response {
-    let is_events = req.uri().path().starts_with("/v0/events");
+    let path = req.uri().path().to_string();
+    // The app's pages and /app/token are same-origin only: no CORS.
+    if !(path.starts_with("/v0/") || path.starts_with("/v1/") || path.starts_with("/.well-known/")) {
+        return next.run(req).await;
+    }
+    let is_events = path.starts_with("/v0/events");
     let requested = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
     let mut response =
         if req.method() == Method::OPTIONS { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };

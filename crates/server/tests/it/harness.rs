@@ -79,6 +79,7 @@ impl Server {
             public_url: None,
             identity_requests_per_10s: 0,
             password_params: Default::default(),
+            workspace_admins: Vec::new(),
         };
         configure(&mut config);
         let app = server::Application::build(config).await.unwrap();
