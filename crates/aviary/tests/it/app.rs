@@ -2,9 +2,7 @@
 //! the whole user journey of `tests/clients/app_e2e.mjs` against `aviary serve` with the example
 //! project. Screenshots land in `target/app-screenshots/`.
 
-use std::process::Command;
-
-use crate::process::start;
+use crate::process::{node_summary, start};
 
 #[test]
 fn app_journey_in_a_real_browser() {
@@ -33,22 +31,11 @@ fn app_journey_in_a_real_browser() {
         ],
     );
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/app-screenshots");
-    let out = Command::new("node")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/app_e2e.mjs"))
-        .args([&modules, &server.url, "p.app-e2e-admin", "sk_live_app-e2e", workspace, shots])
-        .output()
-        .expect("node runs");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/app_e2e.mjs");
+    let summary =
+        node_summary(script, &[&modules, &server.url, "p.app-e2e-admin", "sk_live_app-e2e", workspace, shots]);
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        out.status.success(),
-        "the app journey failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("{}"))
-            .expect("one JSON line");
     assert_eq!(summary["ok"], true);
     assert_eq!(summary["umbrella_events"], 30);
     assert_eq!(summary["initech_events"], 12);

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::process::start;
+use crate::process::{node_summary, start};
 
 #[test]
 fn verdin_ingests_and_reads_back() {
@@ -235,22 +235,10 @@ fn clerk_backend_sdk(store: &str) {
         args.extend(["--database-url", url.as_str()]);
     }
     let server = start(&dir, "p.clerk-admin", &args);
-    let out = Command::new("node")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/clerk_backend.mjs"))
-        .args([&modules, &server.url, "sk_live_clerk-sdk-test"])
-        .output()
-        .expect("node runs");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/clerk_backend.mjs");
+    let summary = node_summary(script, &[&modules, &server.url, "sk_live_clerk-sdk-test"]);
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        out.status.success(),
-        "@clerk/backend failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("{}"))
-            .expect("one JSON line");
     assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(summary["session_org_role"], "org:analyst", "{summary}");
     assert_eq!(

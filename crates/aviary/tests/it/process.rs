@@ -41,3 +41,16 @@ pub fn start(dir: &Path, token: &str, extra: &[&str]) -> Served {
     };
     Served { child, url }
 }
+
+/// Runs a Node.js client script with `args`; asserts it succeeded and returns the JSON of the
+/// last line it printed (the scripts' summary).
+pub fn node_summary(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new("node").arg(script).args(args).output().expect("node runs");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("{}")).expect("one JSON line")
+}

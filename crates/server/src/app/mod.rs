@@ -184,6 +184,12 @@ fn anonymous(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| identity::ids::random_token(24))
 }
 
+/// The anonymous CSRF binding of a signed-out form post when its checks pass.
+fn anonymous_post(s: &AppState, headers: &HeaderMap, f: &HashMap<String, String>) -> Option<String> {
+    let anon = anonymous(headers);
+    csrf_ok(s, headers, &anon, f.get("csrf").map(String::as_str)).then_some(anon)
+}
+
 fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, "This form expired or came from another site; reload the page and try again.\n")
         .into_response()
@@ -321,10 +327,7 @@ async fn sign_in(
     headers: HeaderMap,
     Form(f): Fields,
 ) -> Response {
-    let anon = anonymous(&headers);
-    if !csrf_ok(&s, &headers, &anon, f.get("csrf").map(String::as_str)) {
-        return forbidden();
-    }
+    let Some(anon) = anonymous_post(&s, &headers, &f) else { return forbidden() };
     let email = field(&f, "email");
     let next = local(f.get("next"));
     match s.identity.sign_in(email, field(&f, "password"), Some(peer.ip())).await {
@@ -390,10 +393,7 @@ async fn sign_up(
     headers: HeaderMap,
     Form(f): Fields,
 ) -> Response {
-    let anon = anonymous(&headers);
-    if !csrf_ok(&s, &headers, &anon, f.get("csrf").map(String::as_str)) {
-        return forbidden();
-    }
+    let Some(anon) = anonymous_post(&s, &headers, &f) else { return forbidden() };
     let (email, password) = (field(&f, "email"), field(&f, "password"));
     let (first, last) = (field(&f, "first_name"), field(&f, "last_name"));
     let next = local(f.get("next"));
@@ -695,10 +695,7 @@ async fn verify_page(
 }
 
 async fn verify_email(State(s): State<Arc<AppState>>, headers: HeaderMap, Form(f): Fields) -> Response {
-    let anon = anonymous(&headers);
-    if !csrf_ok(&s, &headers, &anon, f.get("csrf").map(String::as_str)) {
-        return forbidden();
-    }
+    let Some(anon) = anonymous_post(&s, &headers, &f) else { return forbidden() };
     match s.identity.verify_email(field(&f, "ticket")).await {
         Ok(_) => redirect(&s, "/sign-in?m=verified", &[]),
         Err(_) => public_page(
