@@ -11,6 +11,7 @@ pub const SECRET_KEY: &str = "sk_live_test-secret-key";
 
 pub struct Server {
     pub base: String,
+    pub identity: std::sync::Arc<identity::Identity>,
     pub client: reqwest::Client,
     _dir: TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -88,6 +89,7 @@ impl Server {
             app.workspace().deploy_pipe(p, &example(&format!("pipes/{p}.pipe"))).unwrap();
         }
         let base = format!("http://127.0.0.1:{}", app.port());
+        let identity = app.identity();
         let (stop, wait) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -96,7 +98,12 @@ impl Server {
             .await
             .unwrap();
         });
-        Server { base, client: reqwest::Client::new(), _dir: TempDir(dir), stop: Some(stop), handle: Some(handle) }
+        Server { base, identity, client: reqwest::Client::new(), _dir: TempDir(dir), stop: Some(stop), handle: Some(handle) }
+    }
+
+    /// The identity outbox (recipient, subject, link), newest first.
+    pub async fn workspace_outbox(&self) -> Vec<(String, String, Option<String>)> {
+        self.identity.outbox(50).await.unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

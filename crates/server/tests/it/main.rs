@@ -1,6 +1,7 @@
 //! Integration tests of the server: the real application on a random port, driven over HTTP.
 
 mod access;
+mod app;
 mod api;
 mod harness;
 mod identity;
