@@ -159,7 +159,7 @@ function perMinute(rows, minutes) {
   for (const frac of [0, 0.5, 1]) {
     const y = top + plotH * (1 - frac);
     svg.append(el("line", { x1: left, x2: width - 8, y1: y, y2: y, class: "grid" }));
-    svg.append(el("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, number(max * frac)));
+    svg.append(el("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, number(Math.round(max * frac))));
   }
   for (let i = 0; i < minutes; i++) {
     const t = start + i * 60000;

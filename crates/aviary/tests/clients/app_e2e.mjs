@@ -117,10 +117,33 @@ try {
   summary.umbrella_events = umbrellaEvents;
 
   step = "the chart and numbers update after new events";
-  const bars = async () => page.$$eval("#events-per-minute rect.series", (r) => r.length);
+  // The chart's total: the sum of its bars' counts (each bar's <title> ends with the count).
+  const charted = () => page.$$eval("#events-per-minute rect.series title", (ts) => ts.reduce((a, t) => a + Number(t.textContent.split(": ").pop().replace(/[^0-9]/g, "")), 0));
+  const before = await charted();
+  assert.equal(before, umbrellaEvents, "every event of the window is in the chart");
   await ingest("umbrella", 7);
   await page.waitForFunction((n) => Number(document.querySelector('#kpis [data-kpi="events"]')?.textContent.replace(/[^0-9]/g, "")) === n, umbrellaEvents + 7, { timeout: 20000 });
-  assert.ok((await bars()) > 0);
+  await page.waitForFunction(
+    (n) => [...document.querySelectorAll("#events-per-minute rect.series title")].reduce((a, t) => a + Number(t.textContent.split(": ").pop().replace(/[^0-9]/g, "")), 0) === n,
+    before + 7,
+    { timeout: 20000 },
+  );
+
+  step = "a token the API refuses (403) is renewed once and the calls retried";
+  const renewals = [];
+  page.on("request", (r) => { if (r.url().endsWith("/app/token")) renewals.push(r.url()); });
+  await page.evaluate(() => {
+    const s = window.aviary.state;
+    s.token = s.token.slice(0, -6) + (s.token.endsWith("AAAAAA") ? "BBBBBB" : "AAAAAA");
+  });
+  const refused = await page.waitForResponse((r) => r.url().includes("/v0/pipes/") && r.status() === 403, { timeout: 20000 });
+  assert.ok(refused);
+  await page.waitForResponse((r) => r.url().endsWith("/app/token") && r.status() === 200, { timeout: 20000 });
+  await page.waitForResponse((r) => r.url().includes("/v0/pipes/") && r.status() === 200, { timeout: 20000 });
+  await page.waitForTimeout(500);
+  assert.equal(renewals.length, 1, "four panels refused at once share one renewal");
+  assert.equal(await page.locator("#dashboard .panel[data-state=error]").count(), 0, "the retried calls succeeded");
+  assert.ok(!(await page.content()).includes(admin), "the admin token never reaches a page");
 
   step = "a second organization, Initech: the numbers change";
   await page.goto(base + "/orgs");

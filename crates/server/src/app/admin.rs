@@ -121,7 +121,14 @@ pub(crate) async fn template(State(s): State<Arc<AppState>>, headers: HeaderMap,
     };
     let Ok(t) = s.identity.get_template(&id).await else { return StatusCode::NOT_FOUND.into_response() };
     let claims = serde_json::to_string_pretty(&t["claims"]).unwrap_or_default();
-    let body = template_form(&csrf_token(&s, &v.sid), &t, &claims, None, &v.email(), "");
+    // The preview starts with the admin and their active organization.
+    let org = match &v.org_id {
+        Some(o) => {
+            s.identity.get_org(o).await.ok().and_then(|o| o["slug"].as_str().map(String::from)).unwrap_or_default()
+        }
+        None => String::new(),
+    };
+    let body = template_form(&csrf_token(&s, &v.sid), &t, &claims, None, &v.email(), &org);
     page(&s, &v, "JWT template", "admin", None, None, body).await
 }
 

@@ -84,7 +84,9 @@ impl Browser {
     /// Signs up through the form (lands on the organizations page).
     async fn sign_up(&mut self, email: &str) {
         let form = self.get("/sign-up").await;
-        let a = self.post("/sign-up", &[("csrf", &form.csrf()), ("email", email), ("password", "correct horse battery")]).await;
+        let a = self
+            .post("/sign-up", &[("csrf", &form.csrf()), ("email", email), ("password", "correct horse battery")])
+            .await;
         assert_eq!((a.status, a.location()), (StatusCode::SEE_OTHER, "/orgs?m=welcome"), "{}", a.body);
     }
 
@@ -134,7 +136,10 @@ async fn signed_out_visitors_get_no_token_and_forms_need_their_origin_and_token(
     assert_eq!(form.status, 200);
     assert!(form.headers.get("x-tinybird-token").is_none() && form.meta("aviary-tenant-token").is_none());
     let csp = form.headers["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert_eq!(form.headers["cache-control"], "no-store");
     // A post from elsewhere, or without the token, is refused before anything is checked.
     let csrf = form.csrf();
@@ -160,7 +165,11 @@ async fn sign_in_locks_the_account_after_ten_failures() {
     let locked = b.sign_in("ana@acme.example", "wrong password").await;
     assert_eq!(locked.status, 429);
     assert_eq!(locked.headers["retry-after"], "3600");
-    assert!(locked.body.contains("Your account is locked. You will be able to try again in 60 minutes."), "{}", locked.body);
+    assert!(
+        locked.body.contains("Your account is locked. You will be able to try again in 60 minutes."),
+        "{}",
+        locked.body
+    );
     assert_eq!(b.sign_in("ana@acme.example", "correct horse battery").await.status, 429);
     s.stop().await;
 }
@@ -186,7 +195,8 @@ async fn no_tenant_token_without_an_organization_then_header_and_page_agree() {
     let jwt = fresh["token"].as_str().unwrap();
     let r = s.client.get(s.url("/v0/pipes/top_pages.json?org=globex")).bearer_auth(jwt).send().await.unwrap();
     let rows: Value = r.json().await.unwrap();
-    let (_, admin) = s.sql("SELECT count() AS c FROM events WHERE org = 'acme' AND event = 'page_view' FORMAT JSON").await;
+    let (_, admin) =
+        s.sql("SELECT count() AS c FROM events WHERE org = 'acme' AND event = 'page_view' FORMAT JSON").await;
     let views: u64 = rows["data"].as_array().unwrap().iter().map(|r| r["views"].as_u64().unwrap()).sum();
     assert_eq!(views, admin["data"][0]["c"].as_u64().unwrap());
     // Signing out kills the cookies' session.
@@ -204,10 +214,15 @@ async fn invitations_and_member_rights() {
     ana.sign_up("ana@acme.example").await;
     ana.create_org("Acme", "acme").await;
     let orgs = ana.get("/orgs").await;
-    let invited = ana.post("/orgs/invite", &[("csrf", &orgs.csrf()), ("email", "bo@acme.example"), ("role", "org:member")]).await;
+    let invited =
+        ana.post("/orgs/invite", &[("csrf", &orgs.csrf()), ("email", "bo@acme.example"), ("role", "org:member")]).await;
     assert_eq!(invited.location(), "/orgs?m=invited");
     let outbox = s.workspace_outbox().await;
-    let link = outbox.iter().find(|(to, _, _)| to == "bo@acme.example").and_then(|(_, _, l)| l.clone()).expect("an invitation link");
+    let link = outbox
+        .iter()
+        .find(|(to, _, _)| to == "bo@acme.example")
+        .and_then(|(_, _, l)| l.clone())
+        .expect("an invitation link");
     let path = link.split_once("://").unwrap().1.split_once('/').unwrap().1;
     // Bo follows the link signed out: sign up first, then accept with a button (not the GET).
     let mut bo = Browser::new(&s);
@@ -242,7 +257,8 @@ async fn invitations_and_member_rights() {
 }
 
 async fn bapi_users(s: &Server, email: &str) -> String {
-    let r = s.client.get(s.url(&format!("/v1/users?email_address={email}"))).bearer_auth(SECRET_KEY).send().await.unwrap();
+    let r =
+        s.client.get(s.url(&format!("/v1/users?email_address={email}"))).bearer_auth(SECRET_KEY).send().await.unwrap();
     let users: Value = r.json().await.unwrap();
     users[0]["id"].as_str().unwrap().to_string()
 }
@@ -251,7 +267,9 @@ async fn bapi_users(s: &Server, email: &str) -> String {
 async fn admin_pages_are_for_verified_workspace_admins() {
     let s = start("app-admin", &["ana@acme.example", "eve@acme.example"]).await;
     // Ana's address is verified (created through the Backend API); Eve signs up unverified.
-    let ana_id = bapi(&s, "/v1/users", json!({"email_address": ["ana@acme.example"], "password": "correct horse battery"})).await;
+    let ana_id =
+        bapi(&s, "/v1/users", json!({"email_address": ["ana@acme.example"], "password": "correct horse battery"}))
+            .await;
     bapi(&s, "/v1/organizations", json!({"name": "Acme", "slug": "acme", "created_by": ana_id["id"]})).await;
     let mut ana = Browser::new(&s);
     assert_eq!(ana.sign_in("ana@acme.example", "correct horse battery").await.status, StatusCode::SEE_OTHER);
@@ -264,15 +282,34 @@ async fn admin_pages_are_for_verified_workspace_admins() {
     let preview = ana
         .post(
             &format!("/admin/templates/{id}"),
-            &[("csrf", &edit.csrf()), ("name", "tinybird"), ("claims", claims), ("lifetime", "300"), ("allowed_clock_skew", "5"),
-              ("action", "preview"), ("preview_user", "ana@acme.example"), ("preview_org", "acme")],
+            &[
+                ("csrf", &edit.csrf()),
+                ("name", "tinybird"),
+                ("claims", claims),
+                ("lifetime", "300"),
+                ("allowed_clock_skew", "5"),
+                ("action", "preview"),
+                ("preview_user", "ana@acme.example"),
+                ("preview_org", "acme"),
+            ],
         )
         .await;
-    assert!(preview.body.contains("frontend_jwt_acme") && preview.body.contains("ana@acme.example"), "{}", preview.body);
+    assert!(
+        preview.body.contains("frontend_jwt_acme") && preview.body.contains("ana@acme.example"),
+        "{}",
+        preview.body
+    );
     let bad = ana
         .post(
             &format!("/admin/templates/{id}"),
-            &[("csrf", &edit.csrf()), ("name", "tinybird"), ("claims", r#"{"sub": "x"}"#), ("lifetime", "300"), ("allowed_clock_skew", "5"), ("action", "save")],
+            &[
+                ("csrf", &edit.csrf()),
+                ("name", "tinybird"),
+                ("claims", r#"{"sub": "x"}"#),
+                ("lifetime", "300"),
+                ("allowed_clock_skew", "5"),
+                ("action", "save"),
+            ],
         )
         .await;
     assert_eq!(bad.status, 422);

@@ -98,7 +98,14 @@ impl Server {
             .await
             .unwrap();
         });
-        Server { base, identity, client: reqwest::Client::new(), _dir: TempDir(dir), stop: Some(stop), handle: Some(handle) }
+        Server {
+            base,
+            identity,
+            client: reqwest::Client::new(),
+            _dir: TempDir(dir),
+            stop: Some(stop),
+            handle: Some(handle),
+        }
     }
 
     /// The identity outbox (recipient, subject, link), newest first.
