@@ -51,6 +51,13 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<crate::claims::ClaimsError> for Error {
+    /// A template's claims that do not validate: 422 on the `claims` parameter.
+    fn from(e: crate::claims::ClaimsError) -> Error {
+        Error::unprocessable("form_param_value_invalid", "claims", e.message, e.long_message)
+    }
+}
+
 impl Error {
     /// 400 `form_param_missing` for `param`.
     pub fn missing(param: &str) -> Error {

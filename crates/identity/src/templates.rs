@@ -109,13 +109,7 @@ impl Identity {
                 .map_err(|_| Error::format("claims", "claims must be a JSON object."))?,
             Some(v) => v.clone(),
         };
-        ClaimsTemplate::parse(&claims).map_err(|e| Error::Invalid {
-            status: 422,
-            code: "form_param_value_invalid",
-            message: e.message,
-            long_message: e.long_message,
-            param: Some("claims".into()),
-        })?;
+        ClaimsTemplate::parse(&claims)?;
         let lifetime = b.int_in("lifetime", 30..=315_360_000)?.unwrap_or(60);
         let skew = b.int_in("allowed_clock_skew", 0..=300)?.unwrap_or(5);
         let custom = b.bool("custom_signing_key")?.unwrap_or(false);
@@ -146,58 +140,34 @@ impl Identity {
         let now = now_ms();
         let claims_text = serde_json::to_string(&claims).unwrap_or_default();
         let name_taken = || Error::value("name", "name is taken", "Another JWT template has this name.");
-        let id = match existing {
-            None => {
-                let id = new_id("jtmp");
-                self.db
-                    .exec(
-                        sqlx::query(
-                            "INSERT INTO jwt_templates (id, name, claims, lifetime, allowed_clock_skew, custom_signing_key, \
-                             signing_algorithm, signing_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-                        )
-                        .bind(id.clone())
-                        .bind(name)
-                        .bind(claims_text)
-                        .bind(lifetime)
-                        .bind(skew)
-                        .bind(i64::from(custom))
-                        .bind(alg)
-                        .bind(key)
-                        .bind(now),
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        Error::Database(d) => Error::unique(d, name_taken),
-                        e => e,
-                    })?;
-                id
-            }
-            Some(row) => {
-                let id = db::string(&row, "id");
-                self.db
-                    .exec(
-                        sqlx::query(
-                            "UPDATE jwt_templates SET name = $1, claims = $2, lifetime = $3, allowed_clock_skew = $4, \
-                             custom_signing_key = $5, signing_algorithm = $6, signing_key = $7, updated_at = $8 WHERE id = $9",
-                        )
-                        .bind(name)
-                        .bind(claims_text)
-                        .bind(lifetime)
-                        .bind(skew)
-                        .bind(i64::from(custom))
-                        .bind(alg)
-                        .bind(key)
-                        .bind(now)
-                        .bind(id.clone()),
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        Error::Database(d) => Error::unique(d, name_taken),
-                        e => e,
-                    })?;
-                id
-            }
-        };
+        // One statement for create and update: a new id inserts, an existing one is replaced
+        // (its `created_at` kept).
+        let id = existing.map(|row| db::string(&row, "id")).unwrap_or_else(|| new_id("jtmp"));
+        self.db
+            .exec(
+                sqlx::query(
+                    "INSERT INTO jwt_templates (id, name, claims, lifetime, allowed_clock_skew, custom_signing_key, \
+                     signing_algorithm, signing_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, claims = excluded.claims, \
+                     lifetime = excluded.lifetime, allowed_clock_skew = excluded.allowed_clock_skew, \
+                     custom_signing_key = excluded.custom_signing_key, signing_algorithm = excluded.signing_algorithm, \
+                     signing_key = excluded.signing_key, updated_at = excluded.updated_at",
+                )
+                .bind(id.clone())
+                .bind(name)
+                .bind(claims_text)
+                .bind(lifetime)
+                .bind(skew)
+                .bind(i64::from(custom))
+                .bind(alg)
+                .bind(key)
+                .bind(now),
+            )
+            .await
+            .map_err(|e| match e {
+                Error::Database(d) => Error::unique(d, name_taken),
+                e => e,
+            })?;
         self.changed().await?;
         self.get_template(&id).await
     }

@@ -42,6 +42,9 @@ pub(crate) struct MintContext {
     touched: std::sync::atomic::AtomicI64,
 }
 
+/// `org`, `org_membership` and the session token's org claims, when the user is a member.
+type OrgShortcodes = (Option<Value>, Option<Value>, Option<(String, String, String, Vec<String>)>);
+
 /// The claims of an Aviary session token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SessionClaims {
@@ -105,24 +108,10 @@ impl Identity {
             return Err(Error::NotFound("session"));
         }
         let orgs = self.user_org_roles(&user.id).await?;
-        let (mut org, mut membership, mut org_claims) = (None, None, None);
-        if let Some(org_id) = &session.active_org_id
-            && let Some(m) = self.membership_of(org_id, &user.id).await?
-        {
-            let o = self.load_org(org_id).await?;
-            let roles = self.roles_by_key().await?;
-            let custom = roles.get(&m.role).map(|r| r.permission_keys(false)).unwrap_or_default();
-            org = Some(json!({
-                "id": o.id,
-                "name": o.name,
-                "slug": o.slug,
-                "role": m.role,
-                "image_url": o.image_url.clone().unwrap_or_else(|| self.default_image("org", &o.id)),
-                "public_metadata": o.public_metadata,
-            }));
-            membership = Some(json!({"public_metadata": m.public_metadata, "permissions": custom}));
-            org_claims = Some((o.id.clone(), o.slug.clone(), m.role.clone(), custom));
-        }
+        let (org, membership, org_claims) = match &session.active_org_id {
+            Some(org_id) => self.org_shortcodes(org_id, &user.id).await?,
+            None => (None, None, None),
+        };
         let context = Arc::new(MintContext {
             user: self.user_shortcodes(&user, Value::Object(orgs)),
             org,
@@ -138,6 +127,26 @@ impl Identity {
             self.contexts.write().expect("not poisoned").insert(sid.to_string(), context.clone());
         }
         Ok(context)
+    }
+
+    /// The `org` and `org_membership` shortcode objects of `user_id` in `org_id`, and the
+    /// session-token org claims `(id, slug, role, custom permissions)`; all `None` when the
+    /// user is not a member.
+    async fn org_shortcodes(&self, org_id: &str, user_id: &str) -> Result<OrgShortcodes> {
+        let Some(m) = self.membership_of(org_id, user_id).await? else { return Ok((None, None, None)) };
+        let o = self.load_org(org_id).await?;
+        let roles = self.roles_by_key().await?;
+        let custom = roles.get(&m.role).map(|r| r.permission_keys(false)).unwrap_or_default();
+        let org = json!({
+            "id": o.id,
+            "name": o.name,
+            "slug": o.slug,
+            "role": m.role,
+            "image_url": o.image_url.clone().unwrap_or_else(|| self.default_image("org", &o.id)),
+            "public_metadata": o.public_metadata,
+        });
+        let membership = json!({"public_metadata": m.public_metadata, "permissions": custom});
+        Ok((Some(org), Some(membership), Some((o.id, o.slug, m.role, custom))))
     }
 
     /// Records activity on the session at most once a minute per node.
@@ -239,27 +248,13 @@ impl Identity {
     /// The claims `claims` (a template's claims object) would render to for `user_id` with
     /// `org_id` active — the admin page's preview. Validation errors as on save.
     pub async fn preview_claims(&self, claims: &Value, user_id: &str, org_id: Option<&str>) -> Result<Value> {
-        let t = crate::claims::ClaimsTemplate::parse(claims).map_err(|e| Error::Invalid {
-            status: 422,
-            code: "form_param_value_invalid",
-            message: e.message,
-            long_message: e.long_message,
-            param: Some("claims".into()),
-        })?;
+        let t = crate::claims::ClaimsTemplate::parse(claims)?;
         let user = self.load_user(user_id).await?;
         let orgs = self.user_org_roles(&user.id).await?;
-        let (mut org, mut membership) = (None, None);
-        if let Some(o) = org_id {
-            let o = self.load_org(o).await?;
-            if let Some(m) = self.membership_of(&o.id, &user.id).await? {
-                let roles = self.roles_by_key().await?;
-                let custom = roles.get(&m.role).map(|r| r.permission_keys(false)).unwrap_or_default();
-                org = Some(json!({"id": o.id, "name": o.name, "slug": o.slug, "role": m.role,
-                    "image_url": o.image_url.clone().unwrap_or_else(|| self.default_image("org", &o.id)),
-                    "public_metadata": o.public_metadata}));
-                membership = Some(json!({"public_metadata": m.public_metadata, "permissions": custom}));
-            }
-        }
+        let (org, membership, _) = match org_id {
+            Some(o) => self.org_shortcodes(&self.load_org(o).await?.id, &user.id).await?,
+            None => (None, None, None),
+        };
         let user_codes = self.user_shortcodes(&user, Value::Object(orgs));
         let session = json!({"id": null, "actor": null, "reverification_id": null});
         Ok(Value::Object(t.render(&Context {

@@ -513,6 +513,15 @@ async fn orgs_view(s: &AppState, v: &Viewer, flash: Option<Result<&str, &str>>, 
     r
 }
 
+/// Where an organization form goes: `to` when the change was made, the page with the error
+/// otherwise.
+async fn after(s: &AppState, v: &Viewer, outcome: Result<Value, identity::Error>, to: &str) -> Response {
+    match outcome {
+        Ok(_) => redirect(s, to, &v.set_cookies),
+        Err(e) => orgs_error(s, v, e).await,
+    }
+}
+
 /// Answers a failed organization form with the page and the error.
 async fn orgs_error(s: &AppState, v: &Viewer, e: identity::Error) -> Response {
     let text = match &e {
@@ -589,10 +598,13 @@ async fn member_role(State(s): State<Arc<AppState>>, headers: HeaderMap, Form(f)
         Ok(x) => x,
         Err(r) => return r,
     };
-    match s.identity.update_membership(&org, field(&f, "user_id"), &json!({"role": field(&f, "role")})).await {
-        Ok(_) => redirect(&s, "/orgs?m=updated", &v.set_cookies),
-        Err(e) => orgs_error(&s, &v, e).await,
-    }
+    after(
+        &s,
+        &v,
+        s.identity.update_membership(&org, field(&f, "user_id"), &json!({"role": field(&f, "role")})).await,
+        "/orgs?m=updated",
+    )
+    .await
 }
 
 async fn member_remove(State(s): State<Arc<AppState>>, headers: HeaderMap, Form(f): Fields) -> Response {
@@ -600,10 +612,7 @@ async fn member_remove(State(s): State<Arc<AppState>>, headers: HeaderMap, Form(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match s.identity.remove_membership(&org, field(&f, "user_id")).await {
-        Ok(_) => redirect(&s, "/orgs?m=updated", &v.set_cookies),
-        Err(e) => orgs_error(&s, &v, e).await,
-    }
+    after(&s, &v, s.identity.remove_membership(&org, field(&f, "user_id")).await, "/orgs?m=updated").await
 }
 
 async fn invite(State(s): State<Arc<AppState>>, headers: HeaderMap, Form(f): Fields) -> Response {
@@ -612,10 +621,7 @@ async fn invite(State(s): State<Arc<AppState>>, headers: HeaderMap, Form(f): Fie
         Err(r) => return r,
     };
     let body = json!({"email_address": field(&f, "email"), "role": field(&f, "role"), "inviter_user_id": v.user_id()});
-    match s.identity.create_invitation(&org, &body).await {
-        Ok(_) => redirect(&s, "/orgs?m=invited", &v.set_cookies),
-        Err(e) => orgs_error(&s, &v, e).await,
-    }
+    after(&s, &v, s.identity.create_invitation(&org, &body).await, "/orgs?m=invited").await
 }
 
 async fn leave(State(s): State<Arc<AppState>>, headers: HeaderMap, Form(f): Fields) -> Response {
@@ -624,10 +630,7 @@ async fn leave(State(s): State<Arc<AppState>>, headers: HeaderMap, Form(f): Fiel
         Err(r) => return r,
     };
     let Some(org) = v.org_id.clone() else { return redirect(&s, "/orgs", &v.set_cookies) };
-    match s.identity.remove_membership(&org, v.user_id()).await {
-        Ok(_) => redirect(&s, "/orgs?m=left", &v.set_cookies),
-        Err(e) => orgs_error(&s, &v, e).await,
-    }
+    after(&s, &v, s.identity.remove_membership(&org, v.user_id()).await, "/orgs?m=left").await
 }
 
 async fn invitation_page(
