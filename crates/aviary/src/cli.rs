@@ -127,6 +127,30 @@ pub struct ServeArgs {
     /// Argon2id passes (at least 2).
     #[arg(long, env = "AVIARY_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
+    /// Keep the workspace's rows in ClickHouse (`http://host:8123`) instead of the data
+    /// directory, which then holds only the insert spool. Nodes sharing a ClickHouse database
+    /// serve the same workspace; give them the same --admin-token, --workspace-id and
+    /// --sealing-key.
+    #[arg(long, env = "AVIARY_CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    /// The ClickHouse database of the workspace (created if missing).
+    #[arg(long, env = "AVIARY_CLICKHOUSE_DATABASE", default_value = "aviary")]
+    pub clickhouse_database: String,
+    /// The ClickHouse user.
+    #[arg(long, env = "AVIARY_CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+    /// The ClickHouse user's password.
+    #[arg(long, env = "AVIARY_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+    /// Create `Replicated*MergeTree` tables `ON CLUSTER` this cluster, each behind a
+    /// `Distributed` table of the data source's name (needs ZooKeeper/Keeper and macros
+    /// `{shard}`, `{replica}` on every server).
+    #[arg(long, env = "AVIARY_CLICKHOUSE_CLUSTER")]
+    pub clickhouse_cluster: Option<String>,
+    /// Milliseconds rows wait for others before their insert is sent to ClickHouse (one
+    /// insert per table per window).
+    #[arg(long, env = "AVIARY_CLICKHOUSE_BATCH_MS", default_value_t = 200)]
+    pub clickhouse_batch_ms: u64,
 }
 
 /// Only the serve flags: their defaults (and `AVIARY_*` variables) for commands that run a

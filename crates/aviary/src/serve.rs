@@ -45,6 +45,21 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    if args.clickhouse_url.is_some() {
+        // Nodes sharing a workspace must agree on these; one generated here would be this node's alone.
+        let missing: Vec<&str> = [
+            ("--admin-token", args.admin_token.is_none()),
+            ("--workspace-id", args.workspace_id.is_none()),
+            ("--sealing-key", args.sealing_key.is_none()),
+        ]
+        .iter()
+        .filter(|(_, m)| *m)
+        .map(|(f, _)| *f)
+        .collect();
+        if !missing.is_empty() {
+            tracing::warn!(flags = ?missing, "with --clickhouse-url, give every node the same values for these flags");
+        }
+    }
     let (admin_token, generated) =
         stored_secret(&args.data_dir, "admin-token", args.admin_token.clone(), || format!("p.{}", random_hex(32)))?;
     if generated {
@@ -100,6 +115,16 @@ pub(crate) fn config(args: &ServeArgs, admin_token: String, workspace_id: String
             parallelism: 1,
         },
         workspace_admins: args.workspace_admins.clone(),
+        clickhouse: args.clickhouse_url.as_ref().map(|url| server::ClickHouseConfig {
+            connection: engine::clickhouse::client::Connection {
+                url: url.trim_end_matches('/').to_string(),
+                database: args.clickhouse_database.clone(),
+                user: args.clickhouse_user.clone(),
+                password: args.clickhouse_password.clone(),
+            },
+            cluster: args.clickhouse_cluster.clone(),
+            batch_window: Duration::from_millis(args.clickhouse_batch_ms),
+        }),
     }
 }
 

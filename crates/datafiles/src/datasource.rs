@@ -6,9 +6,10 @@ use crate::syntax::Instruction;
 use crate::types::ChType;
 
 /// Table engines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[allow(missing_docs)]
 pub enum EngineKind {
+    #[default]
     MergeTree,
     ReplacingMergeTree,
     SummingMergeTree,
@@ -46,8 +47,8 @@ impl EngineKind {
     }
 }
 
-/// Engine settings of a data source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Engine settings of a data source (the default: `MergeTree` with no keys).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Engine {
     /// The engine.
     pub kind: EngineKind,
@@ -185,21 +186,7 @@ pub(crate) fn parse(name: &str, instructions: &[Instruction]) -> (Option<Datasou
         description: None,
         columns: Vec::new(),
         indexes: Vec::new(),
-        engine: Engine {
-            kind: EngineKind::MergeTree,
-            sorting_key: String::new(),
-            sorting_key_defaulted: false,
-            partition_key: None,
-            primary_key: None,
-            sampling_key: None,
-            ttl: None,
-            settings: None,
-            ver: None,
-            is_deleted: None,
-            sign: None,
-            version: None,
-            columns: None,
-        },
+        engine: Engine::default(),
         tokens: Vec::new(),
         tags: Vec::new(),
         version: None,

@@ -37,6 +37,12 @@ pub enum Error {
     /// A pipe request failed (missing pipe or endpoint, template error).
     #[error(transparent)]
     Pipe(#[from] crate::pipes::PipeError),
+    /// The backend is down or overloaded; nothing was done (503, worth a retry).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A query ran past its time limit (408).
+    #[error("{0}")]
+    Timeout(String),
     /// Another process has the data directory open.
     #[error("the data directory {0} is in use by another process (an aviary server?)")]
     Busy(PathBuf),

@@ -5,6 +5,7 @@
 //! with group commit, the in-memory buffer, Parquet parts and their manifest, and query
 //! execution. It knows nothing of HTTP or identity; the server maps its errors to responses.
 
+pub mod clickhouse;
 pub mod deploy;
 pub mod dialect;
 pub mod embedded;

@@ -40,7 +40,8 @@ pub enum PipeError {
 /// The pipes of a workspace.
 #[derive(Debug, Default)]
 pub struct Pipes {
-    dir: PathBuf,
+    /// Where pipes are stored as files; `None` when the catalog lives elsewhere (ClickHouse).
+    dir: Option<PathBuf>,
     map: RwLock<BTreeMap<String, Arc<StoredPipe>>>,
 }
 
@@ -69,7 +70,20 @@ impl Pipes {
             let pipe = parse_alone(&name, &text).map_err(|e| Error::Damaged(format!("{}: {e}", path.display())))?;
             map.insert(name, Arc::new(StoredPipe { pipe, text }));
         }
-        Ok(Pipes { dir, map: RwLock::new(map) })
+        Ok(Pipes { dir: Some(dir), map: RwLock::new(map) })
+    }
+
+    /// No pipes, kept in memory only (the caller stores their texts).
+    pub fn in_memory() -> Pipes {
+        Pipes { dir: None, map: RwLock::new(BTreeMap::new()) }
+    }
+
+    /// Replaces every pipe (a catalog reloaded from elsewhere).
+    pub fn replace_all(&self, pipes: Vec<(Pipe, String)>) -> Result<()> {
+        let map =
+            pipes.into_iter().map(|(pipe, text)| (pipe.name.clone(), Arc::new(StoredPipe { pipe, text }))).collect();
+        *self.map.write().map_err(|_| Error::Damaged("pipes lock".into()))? = map;
+        Ok(())
     }
 
     /// A pipe by name.
@@ -84,11 +98,13 @@ impl Pipes {
 
     /// Stores `pipe` (already checked against the workspace) under its name.
     pub fn put(&self, pipe: Pipe, text: &str) -> Result<()> {
-        let path = self.dir.join(format!("{}.pipe", pipe.name));
-        let tmp = path.with_extension("pipe.tmp");
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        if let Some(dir) = &self.dir {
+            let path = dir.join(format!("{}.pipe", pipe.name));
+            let tmp = path.with_extension("pipe.tmp");
+            std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        }
         let mut map = self.map.write().map_err(|_| Error::Damaged("pipes lock".into()))?;
         map.insert(pipe.name.clone(), Arc::new(StoredPipe { pipe, text: text.to_string() }));
         Ok(())
@@ -100,8 +116,10 @@ impl Pipes {
         if map.remove(name).is_none() {
             return Ok(false);
         }
-        let path = self.dir.join(format!("{name}.pipe"));
-        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        if let Some(dir) = &self.dir {
+            let path = dir.join(format!("{name}.pipe"));
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
         Ok(true)
     }
 

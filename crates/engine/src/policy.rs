@@ -200,7 +200,7 @@ fn wrong_tenant_type(column: &str, datasource: &str) -> String {
 }
 
 /// The value(s) a request was filtered by, for the usage log.
-fn tenant_text(value: &Json) -> String {
+pub(crate) fn tenant_text(value: &Json) -> String {
     match value {
         Json::String(s) => s.clone(),
         Json::Array(items) => items.iter().map(tenant_text).collect::<Vec<_>>().join(","),

@@ -10,7 +10,9 @@ use datafiles::{ChType, ColumnDefault, Datasource, EngineKind, Project, SourceFi
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::embedded::store::{Store, TableDef};
+use crate::clickhouse::query::Views as ChViews;
+use crate::clickhouse::{self, ClickHouse, TableSpec};
+use crate::embedded::store::{Store, TableDef, TableStats};
 use crate::ingest::arrow::batch;
 use crate::ingest::rows::{Quarantined, RowConverter};
 use crate::ingest::value::Cell;
@@ -67,10 +69,20 @@ pub enum LoadMode {
     ReplaceWhere(String),
 }
 
+/// Where a workspace's rows live and its queries run.
+pub enum Backend {
+    /// DataFusion over the data directory's WAL and Parquet parts.
+    Embedded(Arc<Store>),
+    /// A ClickHouse database (the data directory holds only the insert spool).
+    ClickHouse(Arc<ClickHouse>),
+}
+
 /// An open workspace.
 pub struct Workspace {
     dir: PathBuf,
-    store: Arc<Store>,
+    backend: Backend,
+    /// The ClickHouse catalog version last loaded.
+    seen: std::sync::Mutex<(u64, u64)>,
     catalog: RwLock<BTreeMap<String, Arc<Entry>>>,
     pipes: crate::pipes::Pipes,
     /// Shared by every query: its caches (Parquet footers and page indexes) outlive a query.
@@ -129,6 +141,17 @@ fn split_top_level(s: &str) -> Vec<&str> {
 }
 
 fn entry(ds: Datasource, text: String) -> Result<Entry> {
+    entry_for(ds, text, true)
+}
+
+/// The catalog entry of a data source; `embedded` applies the embedded engine's restrictions.
+fn entry_for(ds: Datasource, text: String, embedded: bool) -> Result<Entry> {
+    if !embedded {
+        let converter = RowConverter::for_csv(&ds).map_err(|e| Error::Invalid(e.to_string()))?;
+        let columns: Vec<(String, ChType)> = ds.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect();
+        let quarantine_columns = quarantine_columns(&columns);
+        return Ok(Entry { datasource: ds, text, converter, columns, quarantine_columns });
+    }
     if ds.engine.kind != EngineKind::MergeTree {
         return Err(Error::Invalid(format!(
             "ENGINE {} is not supported by the embedded engine yet; use MergeTree",
@@ -148,14 +171,19 @@ fn entry(ds: Datasource, text: String) -> Result<Entry> {
     }
     let converter = RowConverter::for_csv(&ds).map_err(|e| Error::Invalid(e.to_string()))?;
     let columns: Vec<(String, ChType)> = ds.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect();
-    let nullable_string = ChType::Nullable(Box::new(ChType::String));
-    let mut quarantine_columns: Vec<(String, ChType)> =
-        columns.iter().map(|(n, _)| (n.clone(), nullable_string.clone())).collect();
-    quarantine_columns.push(("c__error_column".into(), ChType::Array(Box::new(ChType::String))));
-    quarantine_columns.push(("c__error".into(), ChType::Array(Box::new(ChType::String))));
-    quarantine_columns.push(("c__import_id".into(), nullable_string));
-    quarantine_columns.push(("insertion_date".into(), ChType::DateTime { tz: None }));
+    let quarantine_columns = quarantine_columns(&columns);
     Ok(Entry { datasource: ds, text, converter, columns, quarantine_columns })
+}
+
+/// The columns of a data source's quarantine: each column as text, then the errors.
+fn quarantine_columns(columns: &[(String, ChType)]) -> Vec<(String, ChType)> {
+    let nullable_string = ChType::Nullable(Box::new(ChType::String));
+    let mut out: Vec<(String, ChType)> = columns.iter().map(|(n, _)| (n.clone(), nullable_string.clone())).collect();
+    out.push(("c__error_column".into(), ChType::Array(Box::new(ChType::String))));
+    out.push(("c__error".into(), ChType::Array(Box::new(ChType::String))));
+    out.push(("c__import_id".into(), nullable_string));
+    out.push(("insertion_date".into(), ChType::DateTime { tz: None }));
+    out
 }
 
 /// The table of a data source.
@@ -219,7 +247,8 @@ impl Workspace {
         store.create_table(&crate::usage::table())?;
         Ok(Workspace {
             dir: dir.to_path_buf(),
-            store,
+            backend: Backend::Embedded(store),
+            seen: std::sync::Mutex::new((0, 0)),
             catalog: RwLock::new(catalog),
             pipes: crate::pipes::Pipes::open(dir)?,
             // Footers and page indexes of the parts, decoded once: a part's page index is a few
@@ -230,6 +259,89 @@ impl Workspace {
                 .map_err(|e| Error::Query(e.to_string()))?,
             writers: std::sync::Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Opens a workspace whose rows live in ClickHouse: connects, creates what is missing, loads
+    /// the catalog, and opens the node's insert spool under `dir`.
+    pub async fn open_clickhouse(dir: &Path, options: crate::clickhouse::ClickHouseOptions) -> Result<Workspace> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let ch = Arc::new(ClickHouse::connect(dir, options).await?);
+        ch.create(&usage_spec(&ch)).await?;
+        let ws = Workspace {
+            dir: dir.to_path_buf(),
+            backend: Backend::ClickHouse(ch),
+            seen: std::sync::Mutex::new((0, 0)),
+            catalog: RwLock::new(BTreeMap::new()),
+            pipes: crate::pipes::Pipes::in_memory(),
+            runtime: datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .build_arc()
+                .map_err(|e| Error::Query(e.to_string()))?,
+            writers: std::sync::Mutex::new(BTreeMap::new()),
+        };
+        ws.refresh_catalog().await?;
+        Ok(ws)
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The ClickHouse backend, when the workspace runs on one.
+    pub fn clickhouse(&self) -> Option<&Arc<ClickHouse>> {
+        match &self.backend {
+            Backend::ClickHouse(ch) => Some(ch),
+            Backend::Embedded(_) => None,
+        }
+    }
+
+    /// The embedded store, or an error for an operation only it has.
+    fn embedded(&self) -> Result<&Arc<Store>> {
+        match &self.backend {
+            Backend::Embedded(store) => Ok(store),
+            Backend::ClickHouse(_) => Err(Error::Invalid("not available on the ClickHouse backend".into())),
+        }
+    }
+
+    /// Reloads data sources and pipes from the ClickHouse catalog when another node changed it;
+    /// `true` when something was reloaded. Does nothing on the embedded backend.
+    pub async fn refresh_catalog(&self) -> Result<bool> {
+        let Backend::ClickHouse(ch) = &self.backend else { return Ok(false) };
+        let version = ch.catalog_version().await?;
+        if *self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) == version && version != (0, 0) {
+            return Ok(false);
+        }
+        let items = ch.load_catalog().await?;
+        let mut catalog = BTreeMap::new();
+        for item in items.iter().filter(|i| i.kind == "datasource") {
+            match parse_datasource(&item.name, &item.text).and_then(|ds| entry_for(ds, item.text.clone(), false)) {
+                Ok(e) => {
+                    catalog.insert(item.name.clone(), Arc::new(e));
+                }
+                Err(e) => tracing::error!(datasource = %item.name, error = %e, "stored data source does not load"),
+            }
+        }
+        let mut pipes = Vec::new();
+        for item in items.iter().filter(|i| i.kind == "pipe") {
+            match crate::pipes::parse_alone(&item.name, &item.text) {
+                Ok(pipe) => pipes.push((pipe, item.text.clone())),
+                Err(e) => tracing::error!(pipe = %item.name, error = %e, "stored pipe does not load"),
+            }
+        }
+        *self.catalog.write().map_err(|_| Error::Damaged("catalog lock".into()))? = catalog;
+        self.pipes.replace_all(pipes)?;
+        *self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = version;
+        Ok(true)
+    }
+
+    /// Stores a datafile's text in the ClickHouse catalog (`None`: deleted), and notes the
+    /// catalog's new version as seen.
+    fn save_catalog(&self, ch: &ClickHouse, kind: &str, name: &str, text: Option<&str>) -> Result<()> {
+        block(ch.save_catalog(kind, name, text))?;
+        if let Ok(v) = block(ch.catalog_version()) {
+            *self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = v;
+        }
+        Ok(())
     }
 
     fn entry(&self, name: &str) -> Result<Arc<Entry>> {
@@ -250,16 +362,25 @@ impl Workspace {
             )));
         }
         let ds = parse_datasource(name, text)?;
-        let new = entry(ds, text.to_string())?;
+        let new = entry_for(ds, text.to_string(), self.clickhouse().is_none())?;
         if self.entry(name).is_ok() {
             return Ok(match self.alter_datasource(name, text, false)? {
                 None => Deployed::Unchanged,
                 Some(_) => Deployed::Altered,
             });
         }
-        self.store.create_table(&table_def(name, &new)?)?;
-        self.store.create_table(&quarantine_def(name, &new))?;
-        self.save_datafile(name, text)?;
+        match &self.backend {
+            Backend::Embedded(store) => {
+                store.create_table(&table_def(name, &new)?)?;
+                store.create_table(&quarantine_def(name, &new))?;
+                self.save_datafile(name, text)?;
+            }
+            Backend::ClickHouse(ch) => {
+                block(ch.create(&TableSpec::of(&new.datasource, name)))?;
+                block(ch.create(&quarantine_spec(name, &new)))?;
+                self.save_catalog(ch, "datasource", name, Some(text))?;
+            }
+        }
         self.catalog
             .write()
             .map_err(|_| Error::Damaged("catalog lock".into()))?
@@ -278,7 +399,7 @@ impl Workspace {
         if existing.text == text {
             return Ok(None);
         }
-        let new = entry(parse_datasource(name, text)?, text.to_string())?;
+        let new = entry_for(parse_datasource(name, text)?, text.to_string(), self.clickhouse().is_none())?;
         let refuse =
             |what: &str| Err(Error::Invalid(format!("Data Source '{name}': {what} is not a compatible change")));
         let (old_engine, new_engine) = (&existing.datasource.engine, &new.datasource.engine);
@@ -292,6 +413,9 @@ impl Workspace {
             return refuse("changing the partition key");
         }
         let mut operations = Vec::new();
+        // The same changes for ClickHouse: types as the server stores them.
+        let mut stored_operations = Vec::new();
+        let mut quarantine_operations = Vec::new();
         let mut fills = BTreeMap::new();
         let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
         for (i, c) in new.datasource.columns.iter().enumerate() {
@@ -319,6 +443,12 @@ impl Workspace {
                         _ => String::new(),
                     };
                     operations.push(format!("ADD COLUMN `{}` {}{default} {after}", c.name, c.ty));
+                    if let Some(ch) = self.clickhouse() {
+                        let stored = crate::clickhouse::types::physical(&c.ty, ch.features())
+                            .map_err(|e| Error::Invalid(format!("column '{}': {e}", c.name)))?;
+                        stored_operations.push(format!("ADD COLUMN `{}` {stored}{default} {after}", c.name));
+                        quarantine_operations.push(format!("ADD COLUMN `{}` Nullable(String)", c.name));
+                    }
                 }
             }
         }
@@ -326,17 +456,28 @@ impl Workspace {
             return refuse(&format!("removing column '{gone}'"));
         }
         if old_engine.ttl != new_engine.ttl {
-            operations.push(match &new_engine.ttl {
+            let op = match &new_engine.ttl {
                 Some(t) => format!("MODIFY TTL {t}"),
                 None => "REMOVE TTL".to_string(),
-            });
+            };
+            stored_operations.push(op.clone());
+            operations.push(op);
         }
         if dry {
             return Ok(Some(operations));
         }
-        self.store.alter_table(&table_def(name, &new)?, fills)?;
-        self.store.alter_table(&quarantine_def(name, &new), BTreeMap::new())?;
-        self.save_datafile(name, text)?;
+        match &self.backend {
+            Backend::Embedded(store) => {
+                store.alter_table(&table_def(name, &new)?, fills)?;
+                store.alter_table(&quarantine_def(name, &new), BTreeMap::new())?;
+                self.save_datafile(name, text)?;
+            }
+            Backend::ClickHouse(ch) => {
+                block(ch.alter(name, &stored_operations))?;
+                block(ch.alter(&format!("{name}{QUARANTINE}"), &quarantine_operations))?;
+                self.save_catalog(ch, "datasource", name, Some(text))?;
+            }
+        }
         self.catalog
             .write()
             .map_err(|_| Error::Damaged("catalog lock".into()))?
@@ -356,15 +497,27 @@ impl Workspace {
     /// stay where they are.
     pub fn rename_datasource(&self, from: &str, to: &str) -> Result<()> {
         let existing = self.entry(from)?;
-        if self.entry(to).is_ok() || self.store.schema(to).is_ok() {
+        let taken = match &self.backend {
+            Backend::Embedded(store) => store.schema(to).is_ok(),
+            Backend::ClickHouse(_) => self.pipes.get(to).is_some(),
+        };
+        if self.entry(to).is_ok() || taken {
             return Err(Error::Invalid(format!("Data Source \"{to}\" already exists")));
         }
         let lock = self.writer(from);
         let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
-        self.store.rename_tables(&[
-            (from.to_string(), to.to_string()),
-            (format!("{from}{QUARANTINE}"), format!("{to}{QUARANTINE}")),
-        ])?;
+        let renames =
+            [(from.to_string(), to.to_string()), (format!("{from}{QUARANTINE}"), format!("{to}{QUARANTINE}"))];
+        match &self.backend {
+            Backend::Embedded(store) => {
+                store.rename_tables(&renames)?;
+            }
+            Backend::ClickHouse(ch) => {
+                block(ch.rename(&renames))?;
+                self.save_catalog(ch, "datasource", to, Some(&existing.text))?;
+                self.save_catalog(ch, "datasource", from, None)?;
+            }
+        }
         let mut renamed = entry(parse_datasource(to, &existing.text)?, existing.text.clone())?;
         renamed.datasource.name = to.to_string();
         let mut catalog = self.catalog.write().map_err(|_| Error::Damaged("catalog lock".into()))?;
@@ -406,12 +559,20 @@ impl Workspace {
             other => Error::Invalid(other.to_string()),
         })?;
         let pipe = project.pipe(name).cloned().ok_or_else(|| Error::Invalid(format!("no pipe '{name}'")))?;
+        if let Some(ch) = self.clickhouse() {
+            self.save_catalog(ch, "pipe", name, Some(text))?;
+        }
         self.pipes.put(pipe, text)?;
         Ok(if existing.is_some() { Deployed::Altered } else { Deployed::Created })
     }
 
     /// Removes a pipe; `false` when there was none.
     pub fn drop_pipe(&self, name: &str) -> Result<bool> {
+        if let Some(ch) = self.clickhouse()
+            && self.pipes.get(name).is_some()
+        {
+            self.save_catalog(ch, "pipe", name, None)?;
+        }
         self.pipes.remove(name)
     }
 
@@ -442,33 +603,14 @@ impl Workspace {
         pipeline: Option<&str>,
         policy: &ReadPolicy,
     ) -> Result<QueryOutput> {
+        if let Backend::ClickHouse(ch) = &self.backend {
+            return self.clickhouse_sql_as(ch, sql, params, pipeline, policy).await;
+        }
         let mut reads = Reads::default();
         let mut views = Views::new();
-        if let Some(p) = pipeline {
-            let fixed = pipe_fixed(policy, p)?;
-            let forced = with_fixed(params, fixed);
-            let ctes = self.pipes.pipeline_ctes(p, &forced)?;
-            let stored = self.pipes.get(p).ok_or_else(|| PipeError::NotFound(p.to_string()))?;
-            let reading = Reading { policy, pipe: Some(fixed.unwrap_or(&NO_PARAMS)) };
-            for name in stored.pipe.nodes.iter().map(|n| n.name.as_str()).chain(["_"]) {
-                if !datafiles::table_references(sql).iter().any(|t| t == name) {
-                    continue;
-                }
-                let body = crate::pipes::with_ctes(&ctes, &format!("SELECT * FROM `{name}`"));
-                let (_, plan, _) = self.plan(&body, reading, &Views::new(), &mut reads).await?;
-                views.insert(name.to_string(), plan);
-            }
-        }
-        for table in datafiles::table_references(sql) {
-            if views.contains_key(&table) || self.entry(&table).is_ok() || self.pipes.get(&table).is_none() {
-                continue;
-            }
-            let Ok(fixed) = pipe_fixed(policy, &table) else { continue };
-            let mut warnings = Vec::new();
-            let text = self.pipes.render_as_table(&table, &with_fixed(params, fixed), &mut warnings, 0)?;
-            let reading = Reading { policy, pipe: Some(fixed.unwrap_or(&NO_PARAMS)) };
+        for (name, text, reading) in self.view_sources(sql, params, pipeline, policy)? {
             let (_, plan, _) = self.plan(&text, reading, &Views::new(), &mut reads).await?;
-            views.insert(table, plan);
+            views.insert(name, plan);
         }
         let outer = Reading { policy, pipe: None };
         self.run(sql, outer, &views, reads).await
@@ -493,9 +635,16 @@ impl Workspace {
         let fixed = pipe_fixed(policy, name)?;
         let rendered = self.pipes.render_endpoint(name, &with_fixed(params, fixed))?;
         let reading = Reading { policy, pipe: Some(fixed.unwrap_or(&NO_PARAMS)) };
-        let output = match q {
-            None => self.run(&rendered.sql, reading, &Views::new(), Reads::default()).await?,
-            Some(q) => {
+        let output = match (q, &self.backend) {
+            (None, Backend::ClickHouse(ch)) => self.clickhouse_run(ch, &rendered.sql, reading, &ChViews::new()).await?,
+            (Some(q), Backend::ClickHouse(ch)) => {
+                let view =
+                    clickhouse::query::resolve(self, ch.client().database(), &rendered.sql, reading, &ChViews::new())?;
+                let views = ChViews::from([("_".to_string(), view.clone()), (name.to_string(), view)]);
+                self.clickhouse_run(ch, q, Reading { policy, pipe: None }, &views).await?
+            }
+            (None, Backend::Embedded(_)) => self.run(&rendered.sql, reading, &Views::new(), Reads::default()).await?,
+            (Some(q), Backend::Embedded(_)) => {
                 let mut reads = Reads::default();
                 let (_, plan, _) = self.plan(&rendered.sql, reading, &Views::new(), &mut reads).await?;
                 let views = Views::from([("_".to_string(), plan.clone()), (name.to_string(), plan)]);
@@ -512,10 +661,19 @@ impl Workspace {
     /// Removes a data source, its quarantine and its data.
     pub fn drop_datasource(&self, name: &str) -> Result<()> {
         self.entry(name)?;
-        self.store.drop_table(name)?;
-        let _ = self.store.drop_table(&format!("{name}{QUARANTINE}"));
-        let path = self.dir.join("datasources").join(format!("{name}.datasource"));
-        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        match &self.backend {
+            Backend::Embedded(store) => {
+                store.drop_table(name)?;
+                let _ = store.drop_table(&format!("{name}{QUARANTINE}"));
+                let path = self.dir.join("datasources").join(format!("{name}.datasource"));
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+            Backend::ClickHouse(ch) => {
+                self.save_catalog(ch, "datasource", name, None)?;
+                block(ch.drop_table(name))?;
+                block(ch.drop_table(&format!("{name}{QUARANTINE}")))?;
+            }
+        }
         self.catalog.write().map_err(|_| Error::Damaged("catalog lock".into()))?.remove(name);
         Ok(())
     }
@@ -538,6 +696,13 @@ impl Workspace {
     /// Ingests NDJSON text: good rows into the data source, the others into its quarantine.
     /// Returns once both are durable and visible.
     pub fn ingest_ndjson(&self, name: &str, body: &str, import_id: &str) -> Result<Ingested> {
+        self.ingest_events(name, body, import_id, true)
+    }
+
+    /// [`Workspace::ingest_ndjson`] for the Events API: without `wait`, a backend that sends
+    /// rows on in batches (ClickHouse) answers once they are durable on this node; with it, once
+    /// they are readable. The embedded backend always answers once they are readable.
+    pub fn ingest_events(&self, name: &str, body: &str, import_id: &str, wait: bool) -> Result<Ingested> {
         let e = self.entry(name)?;
         let now = chrono::Utc::now();
         let now_nanos = now.timestamp_nanos_opt().unwrap_or(0);
@@ -553,7 +718,7 @@ impl Workspace {
                 Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
             }
         }
-        self.store_rows(name, &e, &good, &bad, LoadMode::Append)
+        self.store_rows(name, &e, &good, &bad, LoadMode::Append, wait)
     }
 
     /// Ingests CSV text (columns by position; a first row equal to the column names is a
@@ -600,7 +765,7 @@ impl Workspace {
                 Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
             }
         }
-        self.store_rows(name, &e, &good, &bad, mode)
+        self.store_rows(name, &e, &good, &bad, mode, true)
     }
 
     /// Loads NDJSON text with `mode`.
@@ -619,7 +784,7 @@ impl Workspace {
                         Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
                     }
                 }
-                self.store_rows(name, &e, &good, &bad, mode)
+                self.store_rows(name, &e, &good, &bad, mode, true)
             }
         }
     }
@@ -627,8 +792,11 @@ impl Workspace {
     /// Loads a Parquet file with `mode`: its columns are matched to the data source's by name
     /// and cast to their types; a missing column must be nullable.
     pub fn load_parquet(&self, name: &str, bytes: Vec<u8>, mode: LoadMode) -> Result<Ingested> {
-        self.entry(name)?;
-        let schema = self.store.schema(name)?;
+        let e = self.entry(name)?;
+        let schema = match &self.backend {
+            Backend::Embedded(store) => store.schema(name)?,
+            Backend::ClickHouse(_) => crate::ingest::arrow::schema(&e.columns).map_err(Error::arrow)?,
+        };
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
             .map_err(|err| Error::Invalid(format!("invalid Parquet file: {err}")))?
             .build()
@@ -657,6 +825,11 @@ impl Workspace {
             );
         }
         let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
+        if let Backend::ClickHouse(ch) = &self.backend {
+            let rows = crate::ingest::cells::rows(&all, &e.columns).map_err(Error::Invalid)?;
+            let stored = self.clickhouse_write(ch, name, &e, &rows, &mode, true)?;
+            return Ok(Ingested { successful_rows: stored, quarantined_rows: 0 });
+        }
         let rows = self.write(name, all, &mode)?;
         Ok(Ingested { successful_rows: rows, quarantined_rows: 0 })
     }
@@ -671,6 +844,14 @@ impl Workspace {
     pub fn delete_where(&self, name: &str, condition: &str, dry_run: bool) -> Result<u64> {
         let lock = self.writer(name);
         let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
+        if let Backend::ClickHouse(ch) = &self.backend {
+            self.entry(name)?;
+            let count = block(ch.count(name, Some(condition)))?;
+            if !dry_run && count > 0 {
+                block(ch.delete_where(name, condition))?;
+            }
+            return Ok(count);
+        }
         let matching = block_on(self.sql(&format!("SELECT count(*) FROM {name} WHERE ({condition})")))??;
         let count = matching
             .batches
@@ -691,30 +872,76 @@ impl Workspace {
         good: &[Vec<Cell>],
         bad: &[Vec<Cell>],
         mode: LoadMode,
+        wait: bool,
     ) -> Result<Ingested> {
-        let stored = self.write(name, batch(&e.columns, good).map_err(Error::arrow)?, &mode)?;
+        let (stored, store) = match &self.backend {
+            Backend::ClickHouse(ch) => {
+                let stored = self.clickhouse_write(ch, name, e, good, &mode, wait)?;
+                if !bad.is_empty() {
+                    let (columns, rows) = encode_rows(ch, &e.quarantine_columns, bad)?;
+                    ch.spool().append(&format!("{name}{QUARANTINE}"), &columns, bad.len() as u64, rows, wait)?;
+                }
+                return Ok(Ingested { successful_rows: stored, quarantined_rows: bad.len() as u64 });
+            }
+            Backend::Embedded(store) => {
+                (self.write(name, batch(&e.columns, good).map_err(Error::arrow)?, &mode)?, store)
+            }
+        };
         if !bad.is_empty() {
             let b = batch(&e.quarantine_columns, bad).map_err(Error::arrow)?;
-            self.store.append(&format!("{name}{QUARANTINE}"), b)?;
+            store.append(&format!("{name}{QUARANTINE}"), b)?;
         }
         Ok(Ingested { successful_rows: stored, quarantined_rows: bad.len() as u64 })
     }
 
+    /// Stores `rows` in data source `name` on ClickHouse with `mode`; returns how many were
+    /// stored. Appends go through the spool; replacements run now.
+    fn clickhouse_write(
+        &self,
+        ch: &ClickHouse,
+        name: &str,
+        e: &Entry,
+        rows: &[Vec<Cell>],
+        mode: &LoadMode,
+        wait: bool,
+    ) -> Result<u64> {
+        let lock = self.writer(name);
+        let (columns, encoded) = encode_rows(ch, &e.columns, rows)?;
+        let count = rows.len() as u64;
+        match mode {
+            LoadMode::Append => {
+                let _shared = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
+                ch.spool().append(name, &columns, count, encoded, wait)?;
+                Ok(count)
+            }
+            LoadMode::Replace => {
+                let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
+                block(ch.replace(name, &columns, encoded))?;
+                Ok(count)
+            }
+            LoadMode::ReplaceWhere(condition) => {
+                let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
+                block(ch.replace_where(name, &columns, encoded, condition))
+            }
+        }
+    }
+
     /// Stores `rows` in data source `name` with `mode`; returns how many were stored.
     fn write(&self, name: &str, rows: RecordBatch, mode: &LoadMode) -> Result<u64> {
+        let store = self.embedded()?;
         let lock = self.writer(name);
         let count = rows.num_rows() as u64;
         match mode {
             LoadMode::Append => {
                 let _shared = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
                 if count > 0 {
-                    self.store.append(name, rows)?;
+                    store.append(name, rows)?;
                 }
                 Ok(count)
             }
             LoadMode::Replace => {
                 let _shared = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
-                self.store.replace(name, rows)?;
+                store.replace(name, rows)?;
                 Ok(count)
             }
             LoadMode::ReplaceWhere(condition) => {
@@ -737,7 +964,8 @@ impl Workspace {
     /// Replaces the rows of `name` by those that do not match `condition` plus `extra`, in one
     /// logged step. The caller holds the data source's writer lock exclusively.
     fn replace_keeping(&self, name: &str, condition: &str, extra: Vec<RecordBatch>) -> Result<()> {
-        let schema = self.store.schema(name)?;
+        let store = self.embedded()?;
+        let schema = store.schema(name)?;
         let sql = format!("SELECT * FROM {name} WHERE NOT coalesce(({condition}), false)");
         let kept = block_on(self.sql(&sql))??.batches;
         let all = kept
@@ -746,7 +974,7 @@ impl Workspace {
             .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(Error::arrow))
             .collect::<Result<Vec<_>>>()?;
         let all = arrow_select::concat::concat_batches(&schema, &all).map_err(Error::arrow)?;
-        self.store.replace(name, all)?;
+        store.replace(name, all)?;
         Ok(())
     }
 
@@ -755,15 +983,127 @@ impl Workspace {
         if requests.is_empty() {
             return Ok(());
         }
-        let rows: Vec<Vec<Cell>> = requests.into_iter().map(crate::usage::row).collect();
+        let mut rows: Vec<Vec<Cell>> = requests.into_iter().map(crate::usage::row).collect();
         let table = crate::usage::table();
-        self.store.append(&table.name, batch(&table.columns, &rows).map_err(Error::arrow)?)?;
+        match &self.backend {
+            Backend::Embedded(store) => {
+                store.append(&table.name, batch(&table.columns, &rows).map_err(Error::arrow)?)?;
+            }
+            Backend::ClickHouse(ch) => {
+                let spec = usage_spec(ch);
+                let columns: Vec<(String, ChType)> =
+                    spec.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect();
+                // Servers without `Map` keep the parameters as a JSON object in a String.
+                if columns.iter().any(|(n, t)| n == "parameters" && *t == ChType::String) {
+                    for row in &mut rows {
+                        if let Some(Cell::Map(pairs)) = row.last() {
+                            let object: serde_json::Map<String, serde_json::Value> = pairs
+                                .iter()
+                                .filter_map(|(k, v)| match (k, v) {
+                                    (Cell::Str(k), Cell::Str(v)) => {
+                                        Some((k.clone(), serde_json::Value::String(v.clone())))
+                                    }
+                                    _ => None,
+                                })
+                                .collect();
+                            if let Some(last) = row.last_mut() {
+                                *last = Cell::Str(serde_json::Value::Object(object).to_string());
+                            }
+                        }
+                    }
+                }
+                let (names, encoded) = encode_rows(ch, &columns, &rows)?;
+                ch.spool().append(&spec.name, &names, rows.len() as u64, encoded, false)?;
+            }
+        }
         Ok(())
     }
 
     /// Runs a read query over the workspace's tables (as an admin).
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        if let Backend::ClickHouse(ch) = &self.backend {
+            return self.clickhouse_run(ch, sql, Reading::all(), &ChViews::new()).await;
+        }
         self.run(sql, Reading::all(), &Views::new(), Reads::default()).await
+    }
+
+    /// Resolves `sql` for `reading` with `views` and runs it on ClickHouse.
+    async fn clickhouse_run(
+        &self,
+        ch: &ClickHouse,
+        sql: &str,
+        reading: Reading<'_>,
+        views: &ChViews,
+    ) -> Result<QueryOutput> {
+        let resolved = clickhouse::query::resolve(self, ch.client().database(), sql, reading, views)?;
+        let answer = ch.run_query(&resolved.sql()).await?;
+        let mut tenants: Vec<String> = views.values().flat_map(|v| v.tenants.iter().cloned()).collect();
+        tenants.extend(resolved.tenants.iter().cloned());
+        tenants.dedup();
+        Ok(QueryOutput {
+            schema: answer.schema,
+            batches: answer.batches,
+            rows_read: answer.rows_read,
+            bytes_read: answer.bytes_read,
+            ignored_settings: resolved.ignored_settings,
+            tenant: (!tenants.is_empty()).then(|| tenants.join(",")),
+        })
+    }
+
+    /// The views SQL API text reads, each with the SQL it stands for and the grant it is read
+    /// under: with `pipeline`, that pipe's nodes (and `_`) the text names; then the pipes it names
+    /// as tables, rendered with their fixed params forced.
+    fn view_sources<'a>(
+        &self,
+        sql: &str,
+        params: &template::Params,
+        pipeline: Option<&str>,
+        policy: &'a ReadPolicy,
+    ) -> Result<Vec<(String, String, Reading<'a>)>> {
+        let tables = datafiles::table_references(sql);
+        let mut out: Vec<(String, String, Reading<'a>)> = Vec::new();
+        if let Some(p) = pipeline {
+            let fixed = pipe_fixed(policy, p)?;
+            let forced = with_fixed(params, fixed);
+            let ctes = self.pipes.pipeline_ctes(p, &forced)?;
+            let stored = self.pipes.get(p).ok_or_else(|| PipeError::NotFound(p.to_string()))?;
+            let reading = Reading { policy, pipe: Some(fixed.unwrap_or(&NO_PARAMS)) };
+            for name in stored.pipe.nodes.iter().map(|n| n.name.as_str()).chain(["_"]) {
+                if tables.iter().any(|t| t == name) {
+                    let body = crate::pipes::with_ctes(&ctes, &format!("SELECT * FROM `{name}`"));
+                    out.push((name.to_string(), body, reading));
+                }
+            }
+        }
+        for table in tables {
+            let viewed = out.iter().any(|(n, _, _)| *n == table);
+            if viewed || self.entry(&table).is_ok() || self.pipes.get(&table).is_none() {
+                continue;
+            }
+            let Ok(fixed) = pipe_fixed(policy, &table) else { continue };
+            let mut warnings = Vec::new();
+            let text = self.pipes.render_as_table(&table, &with_fixed(params, fixed), &mut warnings, 0)?;
+            out.push((table, text, Reading { policy, pipe: Some(fixed.unwrap_or(&NO_PARAMS)) }));
+        }
+        Ok(out)
+    }
+
+    /// [`Workspace::sql_as`] on ClickHouse: the pipes the SQL reads become subqueries resolved
+    /// under their own fixed params.
+    async fn clickhouse_sql_as(
+        &self,
+        ch: &ClickHouse,
+        sql: &str,
+        params: &template::Params,
+        pipeline: Option<&str>,
+        policy: &ReadPolicy,
+    ) -> Result<QueryOutput> {
+        let db = ch.client().database();
+        let mut views = ChViews::new();
+        for (name, text, reading) in self.view_sources(sql, params, pipeline, policy)? {
+            views.insert(name, clickhouse::query::resolve(self, db, &text, reading, &ChViews::new())?);
+        }
+        self.clickhouse_run(ch, sql, Reading { policy, pipe: None }, &views).await
     }
 
     /// Plans and runs `sql` with `views` (pipes planned on their own) readable as tables.
@@ -793,6 +1133,12 @@ impl Workspace {
 
     /// The columns a query would return, without running it.
     pub async fn result_schema(&self, sql: &str) -> Result<arrow_schema::SchemaRef> {
+        if let Backend::ClickHouse(ch) = &self.backend {
+            let resolved =
+                clickhouse::query::resolve(self, ch.client().database(), sql, Reading::all(), &ChViews::new())?;
+            let answer = ch.run_query(&format!("SELECT * FROM ({}) LIMIT 0", resolved.sql())).await?;
+            return Ok(answer.schema);
+        }
         let prepared = self.prepare(sql, Reading::all(), &Views::new(), &mut Reads::default()).await?;
         Ok(Arc::new(prepared.df.schema().as_arrow().clone()))
     }
@@ -826,7 +1172,7 @@ impl Workspace {
                 continue;
             }
             let Some(rule) = reading.rule(self, &table)? else { continue };
-            let Ok(snapshot) = self.store.snapshot(&table) else { continue };
+            let Ok(snapshot) = self.embedded()?.snapshot(&table) else { continue };
             reads.memory_rows += snapshot.memory.iter().map(|b| b.num_rows() as u64).sum::<u64>();
             reads.memory_bytes += snapshot.memory.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
             reads.files.extend(snapshot.files.iter().cloned());
@@ -862,14 +1208,79 @@ impl Workspace {
         Ok(Prepared { ctx, df, ignored_settings })
     }
 
-    /// Writes buffered rows to Parquet.
+    /// Writes buffered rows to Parquet (embedded; ClickHouse's spool sends rows on its own).
     pub fn flush(&self) -> Result<u64> {
-        self.store.flush()
+        match &self.backend {
+            Backend::Embedded(store) => store.flush(),
+            Backend::ClickHouse(_) => Ok(0),
+        }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The embedded store, when the workspace runs on it.
+    pub fn store(&self) -> Option<&Store> {
+        match &self.backend {
+            Backend::Embedded(store) => Some(store),
+            Backend::ClickHouse(_) => None,
+        }
+    }
+
+    /// Bytes accepted and not yet where queries read them from on disk (embedded: in memory
+    /// buffers; ClickHouse: in the spool).
+    pub fn buffered_bytes(&self) -> usize {
+        match &self.backend {
+            Backend::Embedded(store) => store.buffered_bytes(),
+            Backend::ClickHouse(ch) => ch.spool().pending_bytes(),
+        }
+    }
+
+    /// The write-ahead log's counters (embedded: the store's log; ClickHouse: the spool's).
+    pub fn wal_stats(&self) -> &crate::wal::WalStats {
+        match &self.backend {
+            Backend::Embedded(store) => store.wal().stats(),
+            Backend::ClickHouse(ch) => ch.spool().wal_stats(),
+        }
+    }
+
+    /// Merges small parts and applies TTLs (embedded; ClickHouse does its own).
+    pub fn maintain(&self, now_secs: i64, max_parts: usize) -> Result<usize> {
+        match &self.backend {
+            Backend::Embedded(store) => store.maintain(now_secs, max_parts),
+            Backend::ClickHouse(_) => Ok(0),
+        }
+    }
+
+    /// Removes every row of a table.
+    pub fn truncate(&self, table: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Embedded(store) => store.truncate(table).map(drop),
+            Backend::ClickHouse(ch) => block(ch.truncate(table)),
+        }
+    }
+
+    /// Rows and bytes a table holds.
+    pub async fn stats(&self, table: &str) -> TableStats {
+        match &self.backend {
+            Backend::Embedded(store) => store.stats(table).unwrap_or_default(),
+            Backend::ClickHouse(ch) => match ch.stats(table).await {
+                Ok((rows, bytes)) => TableStats { rows, bytes },
+                Err(_) => TableStats::default(),
+            },
+        }
+    }
+
+    /// Sends what is buffered on its way (ClickHouse: waits up to `deadline` for the spool to
+    /// drain, then stops it; embedded: writes buffers to Parquet).
+    pub async fn close(&self, deadline: std::time::Duration) -> Result<()> {
+        match &self.backend {
+            Backend::Embedded(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.flush())
+                    .await
+                    .map_err(|e| Error::Damaged(e.to_string()))??;
+            }
+            Backend::ClickHouse(ch) => ch.spool().close(deadline).await,
+        }
+        Ok(())
     }
 }
 
@@ -955,6 +1366,55 @@ fn scanned(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> (u64, u64) {
         bytes += b;
     }
     (rows, bytes)
+}
+
+/// Runs a future on the current runtime from one of its blocking threads (ClickHouse calls
+/// made by the synchronous write paths, which the server runs with `spawn_blocking`).
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
+}
+
+/// The usage log's table on ClickHouse (`parameters` as JSON text where `Map` is missing).
+fn usage_spec(ch: &ClickHouse) -> TableSpec {
+    let def = crate::usage::table();
+    let columns: Vec<(String, ChType)> = def
+        .columns
+        .into_iter()
+        .map(|(n, t)| match t {
+            ChType::Map(..) if !ch.features().has("Map") => (n, ChType::String),
+            other => (n, other),
+        })
+        .collect();
+    TableSpec::plain(
+        &clickhouse::table_name(&def.name),
+        &columns,
+        &def.sorting_key.join(", "),
+        def.partition_key.as_deref(),
+        def.ttl.as_deref(),
+    )
+}
+
+/// A data source's quarantine table on ClickHouse.
+fn quarantine_spec(name: &str, e: &Entry) -> TableSpec {
+    TableSpec::plain(&format!("{name}{QUARANTINE}"), &e.quarantine_columns, "insertion_date", None, None)
+}
+
+/// Rows as `RowBinary` for `columns`, each value written as the server stores its type;
+/// returns the column names with the bytes.
+fn encode_rows(ch: &ClickHouse, columns: &[(String, ChType)], rows: &[Vec<Cell>]) -> Result<(Vec<String>, Vec<u8>)> {
+    let stored = columns
+        .iter()
+        .map(|(n, t)| {
+            clickhouse::types::physical(t, ch.features()).map_err(|e| Error::Invalid(format!("column '{n}': {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows.len() * 64);
+    for row in rows {
+        for ((cell, (_, logical)), physical) in row.iter().zip(columns).zip(&stored) {
+            clickhouse::rowbinary::write(&mut out, cell, logical, physical).map_err(Error::Invalid)?;
+        }
+    }
+    Ok((columns.iter().map(|(n, _)| n.clone()).collect(), out))
 }
 
 /// Runs a future to completion on this (blocking) thread.

@@ -50,6 +50,11 @@ impl ApiError {
             engine::Error::Invalid(m) => (StatusCode::BAD_REQUEST, m.clone()),
             engine::Error::Query(m) => (StatusCode::BAD_REQUEST, format!("[Error] {m}")),
             engine::Error::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+            engine::Error::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m.clone()),
+            engine::Error::Unavailable(m) => {
+                tracing::warn!(error = %m, "backend unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, please retry again".into())
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 (

@@ -71,6 +71,19 @@ pub struct Config {
     pub password_params: identity::password::PasswordParams,
     /// Email addresses (verified) of the workspace admins, who see the app's admin pages.
     pub workspace_admins: Vec<String>,
+    /// Keep the workspace's rows in ClickHouse instead of the data directory.
+    pub clickhouse: Option<ClickHouseConfig>,
+}
+
+/// The ClickHouse backend's settings.
+#[derive(Debug, Clone)]
+pub struct ClickHouseConfig {
+    /// Server, database and credentials (the password is never logged).
+    pub connection: engine::clickhouse::client::Connection,
+    /// Create replicated tables on this cluster, behind `Distributed` tables.
+    pub cluster: Option<String>,
+    /// How long rows wait for others before their insert is sent.
+    pub batch_window: Duration,
 }
 
 /// Shared state of the handlers.
@@ -147,11 +160,10 @@ impl AppState {
     /// flush sustains and memory stays bounded); `false` when the budget is exceeded or the
     /// wait is too long — the caller answers 503 and ingests nothing.
     pub async fn room_to_ingest(&self) -> bool {
-        let store = self.workspace.store();
         let soft = self.config.max_buffer_bytes / 4;
         let started = std::time::Instant::now();
         loop {
-            let buffered = store.buffered_bytes();
+            let buffered = self.workspace.buffered_bytes();
             if buffered <= soft {
                 return true;
             }
@@ -175,8 +187,19 @@ impl Application {
     /// Opens the data directory (replaying the WAL) and binds the listener.
     pub async fn build(config: Config) -> Result<Application, Box<dyn std::error::Error + Send + Sync>> {
         let dir = config.data_dir.clone();
-        let workspace =
-            tokio::task::spawn_blocking(move || Workspace::open(&dir, WorkspaceOptions::default())).await??;
+        let workspace = match &config.clickhouse {
+            None => tokio::task::spawn_blocking(move || Workspace::open(&dir, WorkspaceOptions::default())).await??,
+            Some(ch) => {
+                let options = engine::clickhouse::ClickHouseOptions {
+                    connection: ch.connection.clone(),
+                    cluster: ch.cluster.clone(),
+                    spool: engine::clickhouse::spool::SpoolOptions { window: ch.batch_window, ..Default::default() },
+                    wal: Default::default(),
+                    query_timeout: config.query_timeout,
+                };
+                Workspace::open_clickhouse(&dir, options).await?
+            }
+        };
         let listener = TcpListener::bind(config.listen).await?;
         let (usage, usage_rx) = usage::UsageLog::new();
         let secret = match &config.sealing_key {
@@ -264,6 +287,7 @@ impl Application {
         state.sync_datafile_tokens();
         let flusher = tokio::spawn(flush_loop(state.clone()));
         let identity_poll = tokio::spawn(poll_identity(state.identity.clone()));
+        let catalog_poll = tokio::spawn(poll_catalog(state.clone()));
         let usage_writer = self.usage_rx.take().map(|rx| tokio::spawn(usage::writer(state.clone(), rx)));
         let app = routes::router(state.clone());
         let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -271,15 +295,13 @@ impl Application {
             .await;
         flusher.abort();
         identity_poll.abort();
+        catalog_poll.abort();
         if let Some(w) = usage_writer {
             state.usage.stop();
             let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
         }
-        let ws = state.workspace.clone();
-        match tokio::task::spawn_blocking(move || ws.flush()).await {
-            Ok(Err(e)) => tracing::error!(error = %e, "final flush failed; the WAL keeps the rows"),
-            Err(e) => tracing::error!(error = %e, "final flush panicked; the WAL keeps the rows"),
-            Ok(Ok(_)) => {}
+        if let Err(e) = state.workspace.close(FINAL_DRAIN).await {
+            tracing::error!(error = %e, "final flush failed; the WAL keeps the rows");
         }
         served
     }
@@ -307,6 +329,30 @@ fn stored_secret(path: &std::path::Path) -> std::io::Result<String> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(v)
+}
+
+/// How long a stopping server waits for buffered rows to reach their store.
+const FINAL_DRAIN: Duration = Duration::from_secs(30);
+
+/// How often a node looks for datafiles deployed by other nodes (ClickHouse backend).
+pub const CATALOG_POLL: Duration = Duration::from_secs(1);
+
+/// Picks up data sources and pipes deployed by other nodes sharing the ClickHouse catalog
+/// (and the tokens their `TOKEN` lines name) every [`CATALOG_POLL`].
+async fn poll_catalog(state: Arc<AppState>) {
+    if state.workspace.clickhouse().is_none() {
+        return;
+    }
+    let mut tick = tokio::time::interval(CATALOG_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.workspace.refresh_catalog().await {
+            Ok(true) => state.sync_datafile_tokens(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "catalog poll failed"),
+        }
+    }
 }
 
 /// Picks up identity changes made by other nodes sharing the database (caches dropped, keys
@@ -350,13 +396,16 @@ async fn flush_loop(state: Arc<AppState>) {
             state.token_limits.retain_recent();
             let ws = ws.clone();
             let now = chrono::Utc::now().timestamp();
-            match tokio::task::spawn_blocking(move || ws.store().maintain(now, MAX_PARTS_PER_PARTITION)).await {
+            match tokio::task::spawn_blocking(move || ws.maintain(now, MAX_PARTS_PER_PARTITION)).await {
                 Ok(Err(e)) => tracing::error!(error = %e, "maintenance failed"),
                 Err(e) => tracing::error!(error = %e, "maintenance panicked"),
                 Ok(Ok(changed)) => state.metrics.compactions.inc_by(changed as u64),
             }
         }
-        let buffered = ws.store().buffered_bytes();
+        if ws.store().is_none() {
+            continue;
+        }
+        let buffered = ws.buffered_bytes();
         if buffered == 0 || (buffered < early && last_flush.elapsed() < state.config.flush_interval) {
             continue;
         }

@@ -86,7 +86,10 @@ impl Metrics {
             wal_records: gauge("aviary_wal_records_total", "Records appended to the write-ahead log."),
             wal_syncs: gauge("aviary_wal_syncs_total", "Group commits of the write-ahead log (one fdatasync each)."),
             wal_bytes: gauge("aviary_wal_bytes_total", "Bytes appended to the write-ahead log."),
-            buffered_bytes: gauge("aviary_buffered_bytes", "Bytes of rows not yet written to Parquet."),
+            buffered_bytes: gauge(
+                "aviary_buffered_bytes",
+                "Bytes of acknowledged rows not yet in their store (embedded: Parquet; ClickHouse: inserted).",
+            ),
             parts: gauge("aviary_parts", "Parquet parts across tables."),
             usage_dropped: gauge("aviary_usage_rows_dropped_total", "Usage-log rows dropped (queue full)."),
             registry,
@@ -131,13 +134,14 @@ pub async fn metrics(
         return e.into_response();
     }
     let m = &state.metrics;
-    let store = state.workspace.store();
-    let wal = store.wal().stats();
+    let wal = state.workspace.wal_stats();
     m.wal_records.set(wal.records.load(Ordering::Relaxed) as i64);
     m.wal_syncs.set(wal.syncs.load(Ordering::Relaxed) as i64);
     m.wal_bytes.set(wal.bytes.load(Ordering::Relaxed) as i64);
-    m.buffered_bytes.set(store.buffered_bytes() as i64);
-    m.parts.set(store.tables().iter().map(|t| store.parts(t).map_or(0, |p| p.len())).sum::<usize>() as i64);
+    if let Some(store) = state.workspace.store() {
+        m.parts.set(store.tables().iter().map(|t| store.parts(t).map_or(0, |p| p.len())).sum::<usize>() as i64);
+    }
+    m.buffered_bytes.set(state.workspace.buffered_bytes() as i64);
     m.usage_dropped.set(state.usage.dropped.load(Ordering::Relaxed) as i64);
     let mut body = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut body) {

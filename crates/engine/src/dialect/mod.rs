@@ -16,6 +16,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::ClickHouseDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+pub(crate) use aliases::substitute as substitute_aliases;
 pub use functions::supported_functions;
 
 /// A statement ready for DataFusion, and what the SQL asked of the caller.
@@ -63,7 +64,7 @@ pub fn translate(sql: &str) -> Result<Translated, DialectError> {
 
 /// `x IN ['a', 'b']` (what `{{Array(p)}}` renders after `IN`) read as `x IN ('a', 'b')`: the
 /// tokens are rewritten, nothing else of the text changes.
-fn brackets_after_in(sql: &str) -> Result<String, DialectError> {
+pub(crate) fn brackets_after_in(sql: &str) -> Result<String, DialectError> {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
     if !sql.contains('[') {

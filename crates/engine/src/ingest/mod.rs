@@ -2,5 +2,6 @@
 //! every row that does not convert sent to quarantine with its reasons.
 
 pub mod arrow;
+pub mod cells;
 pub mod rows;
 pub mod value;

@@ -83,7 +83,7 @@ async fn compatible_changes_apply_in_place_and_others_are_refused() {
         assert_eq!(count(&ws, q).await, 1, "round {round}: the new row keeps its values");
         assert_eq!(count(&ws, "SELECT count(*) FROM events_quarantine WHERE plan IS NULL").await, 6);
         ws.flush().unwrap();
-        ws.store().maintain(1_793_577_600, 1).unwrap(); // merges old- and new-shape parts
+        ws.maintain(1_793_577_600, 1).unwrap(); // merges old- and new-shape parts
     }
     let ws = Workspace::open(&dir, WorkspaceOptions::default()).unwrap();
     for (change, why) in [

@@ -85,9 +85,9 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The data source info object (spec §13.3).
-fn info(state: &AppState, name: &str, ds: &Datasource) -> Json {
-    let stats = state.workspace.store().stats(name).unwrap_or_default();
-    let quarantine_rows = state.workspace.store().stats(&format!("{name}{QUARANTINE}")).map(|s| s.rows).unwrap_or(0);
+async fn info(state: &AppState, name: &str, ds: &Datasource) -> Json {
+    let stats = state.workspace.stats(name).await;
+    let quarantine_rows = state.workspace.stats(&format!("{name}{QUARANTINE}")).await.rows;
     let columns: Vec<Json> = ds
         .columns
         .iter()
@@ -159,13 +159,15 @@ pub(crate) async fn list(
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };
-    let all: Vec<Json> = state
-        .workspace
-        .datasources()
-        .iter()
-        .filter(|n| grant.is_admin() || grant.scopes.iter().any(|s| s.resource() == Some(n.as_str())))
-        .filter_map(|n| state.workspace.datasource(n).map(|d| info(&state, n, &d)))
-        .collect();
+    let mut all: Vec<Json> = Vec::new();
+    for n in state.workspace.datasources() {
+        if !(grant.is_admin() || grant.scopes.iter().any(|s| s.resource() == Some(n.as_str()))) {
+            continue;
+        }
+        if let Some(d) = state.workspace.datasource(&n) {
+            all.push(info(&state, &n, &d).await);
+        }
+    }
     super::json_response(StatusCode::OK, &json!({ "datasources": all }))
 }
 
@@ -190,7 +192,7 @@ pub(crate) async fn get_one(
         };
     }
     match state.workspace.datasource(&name) {
-        Some(ds) => super::json_response(StatusCode::OK, &info(&state, &name, &ds)),
+        Some(ds) => super::json_response(StatusCode::OK, &info(&state, &name, &ds).await),
         None => not_found(&name).into_response(),
     }
 }
@@ -299,7 +301,7 @@ async fn append_rows(
     .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
     .map_err(|e| ApiError::engine(&e, false))?;
     state.metrics.ingested(name, ingested.successful_rows, ingested.quarantined_rows);
-    let mut info_json = info(state, name, &ds);
+    let mut info_json = info(state, name, &ds).await;
     if let Some(o) = info_json.as_object_mut() {
         o.remove("schema");
         o.remove("statistics");
@@ -415,7 +417,10 @@ async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, Ap
                 .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
                 .map_err(|e| ApiError::engine(&e, false))?;
             state.sync_datafile_tokens();
-            let ds = state.workspace.datasource(&name).map(|d| info(&state, &name, &d)).unwrap_or_default();
+            let ds = match state.workspace.datasource(&name) {
+                Some(d) => info(&state, &name, &d).await,
+                None => Json::Null,
+            };
             Ok(super::json_response(StatusCode::OK, &json!({ "datasource": ds })))
         }
         "append" | "replace" => {
@@ -558,8 +563,8 @@ pub(crate) async fn truncate(
     headers: HeaderMap,
 ) -> Response {
     let result = on_existing(&state, name, &query, &headers, |ws, name| {
-        ws.store().truncate(&name)?;
-        ws.store().truncate(&format!("{name}{QUARANTINE}"))?;
+        ws.truncate(&name)?;
+        ws.truncate(&format!("{name}{QUARANTINE}"))?;
         Ok(())
     })
     .await;
@@ -666,7 +671,10 @@ async fn alter_inner(
         .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
         .map_err(|e| ApiError::engine(&e, false))?
         .unwrap_or_default();
-    let ds = state.workspace.datasource(name).map(|d| info(state, name, &d)).unwrap_or_default();
+    let ds = match state.workspace.datasource(name) {
+        Some(d) => info(state, name, &d).await,
+        None => Json::Null,
+    };
     Ok(super::json_response(StatusCode::OK, &json!({ "operations": operations, "datasource": ds })))
 }
 
@@ -696,6 +704,9 @@ pub(crate) async fn update(
         return e.into_response();
     }
     let current = if new_name.is_empty() { name } else { new_name };
-    let ds = state.workspace.datasource(&current).map(|d| info(&state, &current, &d)).unwrap_or_default();
+    let ds = match state.workspace.datasource(&current) {
+        Some(d) => info(&state, &current, &d).await,
+        None => Json::Null,
+    };
     super::json_response(StatusCode::OK, &ds)
 }

@@ -134,13 +134,14 @@ async fn handle(
     }
     let import_id = uuid::Uuid::new_v4().to_string();
     let ds = name.clone();
-    let result =
-        tokio::task::spawn_blocking(move || ws.ingest_ndjson(&name, &String::from_utf8_lossy(&bytes), &import_id))
-            .await
-            .map_err(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal error"))?
-            .map_err(|e| ApiError::engine(&e, true))?;
-    state.metrics.ingested(&ds, result.successful_rows, result.quarantined_rows);
     let wait = query.get("wait").is_some_and(|w| w == "true" || w == "1");
+    let result = tokio::task::spawn_blocking(move || {
+        ws.ingest_events(&name, &String::from_utf8_lossy(&bytes), &import_id, wait)
+    })
+    .await
+    .map_err(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal error"))?
+    .map_err(|e| ApiError::engine(&e, true))?;
+    state.metrics.ingested(&ds, result.successful_rows, result.quarantined_rows);
     let status = if wait { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok(super::json_response(status, &serde_json::to_value(result).unwrap_or_default()))
 }

@@ -523,7 +523,11 @@ pub(crate) async fn delete(
     if let Err(e) = require(&state, &query, &headers, |s| matches!(s, Scope::PipesDrop(p) if *p == name)) {
         return e.into_response();
     }
-    match state.workspace.drop_pipe(&name) {
+    let (ws, n) = (state.workspace.clone(), name.clone());
+    let dropped = tokio::task::spawn_blocking(move || ws.drop_pipe(&n))
+        .await
+        .unwrap_or_else(|e| Err(engine::Error::Damaged(e.to_string())));
+    match dropped {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("The pipe '{name}' does not exist")).into_response(),
         Err(e) => ApiError::engine(&e, false).into_response(),

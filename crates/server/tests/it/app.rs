@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::harness::{SECRET_KEY, Server, TOKEN};
+use crate::harness::{Backend, SECRET_KEY, Server, TOKEN};
 
 /// A cookie-keeping client that does not follow redirects.
 struct Browser {
@@ -111,7 +111,7 @@ async fn bapi(s: &Server, path: &str, body: Value) -> Value {
 /// The example server with the `tinybird` template, and `admins` as workspace admins.
 async fn start(name: &str, admins: &[&str]) -> Server {
     let admins: Vec<String> = admins.iter().map(|a| a.to_string()).collect();
-    let s = Server::start_with_example(name, move |c| c.workspace_admins = admins).await;
+    let s = Server::start_with_example(Backend::Embedded, name, move |c| c.workspace_admins = admins).await;
     bapi(
         &s,
         "/v1/jwt_templates",

@@ -9,7 +9,19 @@ pub const TOKEN: &str = "p.test-admin-token";
 /// The identity Backend API secret key of test servers.
 pub const SECRET_KEY: &str = "sk_live_test-secret-key";
 
+/// Where a test server keeps its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The data directory.
+    Embedded,
+    /// A database of its own on the shared test ClickHouse.
+    ClickHouse,
+}
+
 pub struct Server {
+    pub backend: Backend,
+    /// Whether the store keeps `DateTime64` (ClickHouse before 20.1 keeps whole seconds).
+    pub datetime64: bool,
     pub base: String,
     pub identity: std::sync::Arc<identity::Identity>,
     pub client: reqwest::Client,
@@ -31,17 +43,17 @@ pub fn example(path: &str) -> String {
 }
 
 impl Server {
-    pub async fn start(name: &str) -> Server {
-        Server::start_with(name, |_| {}).await
+    pub async fn start(b: Backend, name: &str) -> Server {
+        Server::start_with(b, name, |_| {}).await
     }
 
-    pub async fn start_with(name: &str, configure: impl FnOnce(&mut server::Config)) -> Server {
-        Server::launch(name, configure, &[]).await
+    pub async fn start_with(b: Backend, name: &str, configure: impl FnOnce(&mut server::Config)) -> Server {
+        Server::launch(b, name, configure, &[]).await
     }
 
     /// `start_example` with settings of its own.
-    pub async fn start_with_example(name: &str, configure: impl FnOnce(&mut server::Config)) -> Server {
-        let s = Server::launch(name, configure, &["top_pages", "kpis", "user_activity", "events_per_minute"]).await;
+    pub async fn start_with_example(b: Backend, name: &str, configure: impl FnOnce(&mut server::Config)) -> Server {
+        let s = Server::launch(b, name, configure, &["top_pages", "kpis", "user_activity", "events_per_minute"]).await;
         let (status, body) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
         assert_eq!(status, 200, "{body}");
         s
@@ -49,15 +61,15 @@ impl Server {
 
     /// A server with the example project (the `events` data source and its four pipes) and its
     /// fixture events.
-    pub async fn start_example(name: &str) -> Server {
-        let s = Server::launch(name, |_| {}, &["top_pages", "kpis", "user_activity", "events_per_minute"]).await;
+    pub async fn start_example(b: Backend, name: &str) -> Server {
+        let s = Server::launch(b, name, |_| {}, &["top_pages", "kpis", "user_activity", "events_per_minute"]).await;
         let (status, body) = s.events("name=events&wait=true", example("fixtures/events.ndjson")).await;
         assert_eq!(status, 200, "{body}");
         s
     }
 
-    async fn launch(name: &str, configure: impl FnOnce(&mut server::Config), pipes: &[&str]) -> Server {
-        let dir = std::env::temp_dir().join(format!("aviary-api-{name}-{}", std::process::id()));
+    async fn launch(b: Backend, name: &str, configure: impl FnOnce(&mut server::Config), pipes: &[&str]) -> Server {
+        let dir = std::env::temp_dir().join(format!("aviary-api-{name}-{b:?}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut config = server::Config {
             data_dir: dir.clone(),
@@ -81,13 +93,30 @@ impl Server {
             identity_requests_per_10s: 0,
             password_params: Default::default(),
             workspace_admins: Vec::new(),
+            clickhouse: (b == Backend::ClickHouse).then(|| server::ClickHouseConfig {
+                connection: engine::clickhouse::client::Connection {
+                    url: crate::clickhouse_server::server_url(),
+                    database: crate::clickhouse_server::fresh_database(),
+                    user: "default".into(),
+                    password: None,
+                },
+                cluster: None,
+                batch_window: Duration::from_millis(20),
+            }),
         };
         configure(&mut config);
         let app = server::Application::build(config).await.unwrap();
-        app.workspace().deploy_datasource("events", &example("datasources/events.datasource")).unwrap();
-        for p in pipes {
-            app.workspace().deploy_pipe(p, &example(&format!("pipes/{p}.pipe"))).unwrap();
-        }
+        let ws = app.workspace();
+        let pipes: Vec<String> = pipes.iter().map(|p| p.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            ws.deploy_datasource("events", &example("datasources/events.datasource")).unwrap();
+            for p in pipes {
+                ws.deploy_pipe(&p, &example(&format!("pipes/{p}.pipe"))).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        let datetime64 = app.workspace().clickhouse().is_none_or(|c| c.features().has("DateTime64"));
         let base = format!("http://127.0.0.1:{}", app.port());
         let identity = app.identity();
         let (stop, wait) = tokio::sync::oneshot::channel::<()>();
@@ -99,6 +128,8 @@ impl Server {
             .unwrap();
         });
         Server {
+            backend: b,
+            datetime64,
             base,
             identity,
             client: reqwest::Client::new(),
@@ -111,6 +142,39 @@ impl Server {
     /// The identity outbox (recipient, subject, link), newest first.
     pub async fn workspace_outbox(&self) -> Vec<(String, String, Option<String>)> {
         self.identity.outbox(50).await.unwrap()
+    }
+
+    /// Waits until every acknowledged row is where queries read it (ClickHouse: rows acknowledged
+    /// without `wait=true` are still in the node's spool for up to a batch window).
+    pub async fn settle(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            let r = self.client.get(self.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap();
+            let text = r.text().await.unwrap();
+            let buffered = text
+                .lines()
+                .find_map(|l| l.strip_prefix("aviary_buffered_bytes "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if buffered == 0.0 || self.backend == Backend::Embedded {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "rows stayed buffered: {buffered} bytes");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A `DateTime64(3)` value of the example as this store answers it.
+    pub fn ts(&self, text: &str) -> String {
+        match self.datetime64 {
+            true => text.to_string(),
+            false => text.split('.').next().unwrap_or(text).to_string(),
+        }
+    }
+
+    /// The type of the example's `timestamp` column as this store answers it.
+    pub fn timestamp_type(&self) -> &'static str {
+        if self.datetime64 { "DateTime64(3)" } else { "DateTime" }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -6,11 +6,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{SECRET_KEY, Server, TOKEN};
+use crate::harness::{Backend, SECRET_KEY, Server, TOKEN};
 
 async fn start(name: &str, store: &str, limit: u32) -> Server {
     let database = (store == "postgres").then(crate::postgres::fresh_database);
-    Server::start_with_example(&format!("{name}-{store}"), move |c| {
+    Server::start_with_example(Backend::Embedded, &format!("{name}-{store}"), move |c| {
         c.database_url = database;
         c.identity_requests_per_10s = limit;
     })
