@@ -2,6 +2,10 @@
 //! whether a request may pass and the `X-RateLimit-*` / `Retry-After` values to send.
 //! Keyed limiters forget idle keys ([`KeyedLimits::retain_recent`]), so a flood of distinct JWT
 //! names costs memory only while they are active.
+//!
+//! [`Limits`] is what a server checks: with Redis, every node's requests count against one
+//! bucket per key (GCRA in one atomic script, [`RedisLimits`]); without it, each node keeps its
+//! own buckets and allows its share of the limit (the limit divided by the number of nodes).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -93,11 +97,11 @@ impl Limit {
     }
 }
 
-/// Buckets by key, each with the rate it is checked with (burst = rate, as Tinybird's JWT
-/// limits): one governor limiter per distinct rate.
+/// Buckets by key, each with the rate (and burst) it is checked with: one governor limiter per
+/// distinct rate.
 #[derive(Debug, Default)]
 pub struct KeyedLimits {
-    by_rate: Mutex<HashMap<u32, Arc<Keyed>>>,
+    by_rate: Mutex<HashMap<(u32, u32), Arc<Keyed>>>,
     clock: QuantaClock,
 }
 
@@ -107,22 +111,28 @@ impl KeyedLimits {
         KeyedLimits::default()
     }
 
-    fn limiter(&self, per_second: u32) -> Arc<Keyed> {
+    fn limiter(&self, per_second: u32, burst: u32) -> Arc<Keyed> {
         let mut map = self.by_rate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry(per_second)
+        map.entry((per_second, burst))
             .or_insert_with(|| {
                 Arc::new(
-                    RateLimiter::dashmap_with_clock(quota(per_second, per_second), self.clock.clone())
+                    RateLimiter::dashmap_with_clock(quota(per_second, burst), self.clock.clone())
                         .with_middleware::<StateInformationMiddleware>(),
                 )
             })
             .clone()
     }
 
-    /// Counts one request of `key` against `per_second` requests per second.
+    /// Counts one request of `key` against `per_second` requests per second (burst = rate, as
+    /// Tinybird's JWT limits).
     pub fn check(&self, key: &str, per_second: u32) -> Decision {
-        let limiter = self.limiter(per_second);
-        decide(limiter.check_key(&key.to_string()), &self.clock, per_second, per_second)
+        self.check_burst(key, per_second, per_second)
+    }
+
+    /// Counts one request of `key` against `per_second` requests per second, up to `burst` at once.
+    pub fn check_burst(&self, key: &str, per_second: u32, burst: u32) -> Decision {
+        let limiter = self.limiter(per_second, burst);
+        decide(limiter.check_key(&key.to_string()), &self.clock, per_second, burst)
     }
 
     /// Forgets keys whose buckets are full again (idle keys) and limiters left empty.
@@ -144,6 +154,125 @@ impl KeyedLimits {
     /// Whether no key is tracked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// GCRA over Redis: the bucket of a key is its theoretical arrival time (µs, Redis's clock),
+/// read, checked and moved in one script, so concurrent nodes never both take the last token.
+/// Returns `{allowed, wait_us, tat_minus_now_us}`.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - tolerance > now then
+  return {0, new_tat - tolerance - now, tat - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(tolerance / 1000) + 1000)
+return {1, 0, new_tat - now}
+"#;
+
+/// Rate-limit buckets shared by every node through Redis.
+#[derive(Clone)]
+pub struct RedisLimits {
+    connection: redis::aio::ConnectionManager,
+    script: Arc<redis::Script>,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimits").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl RedisLimits {
+    /// Connects to `url` (`redis://host:6379/0`); keys start with `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisLimits, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(1)))
+            .set_number_of_retries(1);
+        let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+        Ok(RedisLimits { connection, script: Arc::new(redis::Script::new(GCRA)), prefix: prefix.to_string() })
+    }
+
+    /// Counts one request of `key` against `per_second` requests per second, up to `burst`.
+    pub async fn check(&self, key: &str, per_second: u32, burst: u32) -> Result<Decision, redis::RedisError> {
+        let per_second = per_second.max(1);
+        let burst = burst.max(1);
+        let interval = 1_000_000 / u64::from(per_second);
+        let mut connection = self.connection.clone();
+        let answer: Vec<i64> = self
+            .script
+            .key(format!("{}{key}", self.prefix))
+            .arg(interval)
+            .arg(burst)
+            .invoke_async(&mut connection)
+            .await?;
+        let (allowed, wait_us, ahead_us) = match answer.as_slice() {
+            [a, w, t] => (*a == 1, (*w).max(0) as u64, (*t).max(0) as u64),
+            _ => return Err(redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "GCRA answer"))),
+        };
+        let interval = interval.max(1);
+        let full_after = |us: u64| us.div_ceil(1_000_000);
+        Ok(Decision {
+            allowed,
+            limit: per_second,
+            remaining: if allowed { (u64::from(burst).saturating_sub(ahead_us.div_ceil(interval))) as u32 } else { 0 },
+            reset_secs: full_after(ahead_us),
+            retry_after_secs: if allowed { 0 } else { full_after(wait_us).max(1) },
+        })
+    }
+}
+
+/// The limits a server checks: in Redis when it has one (shared by every node), else in this
+/// process with the limit divided among `nodes`.
+#[derive(Debug)]
+pub struct Limits {
+    local: KeyedLimits,
+    redis: Option<RedisLimits>,
+    nodes: u32,
+}
+
+impl Limits {
+    /// Limits kept in this process, `nodes` processes sharing each limit.
+    pub fn local(nodes: u32) -> Limits {
+        Limits { local: KeyedLimits::new(), redis: None, nodes: nodes.max(1) }
+    }
+
+    /// Limits kept in Redis.
+    pub fn shared(redis: RedisLimits) -> Limits {
+        Limits { local: KeyedLimits::new(), redis: Some(redis), nodes: 1 }
+    }
+
+    /// Whether the buckets are shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Counts one request of `key` against `per_second` requests per second, up to `burst` at
+    /// once. If Redis does not answer, this node's share is enforced locally meanwhile.
+    pub async fn check(&self, key: &str, per_second: u32, burst: u32) -> Decision {
+        if let Some(redis) = &self.redis {
+            match redis.check(key, per_second, burst).await {
+                Ok(d) => return d,
+                Err(e) => tracing::warn!(error = %e, "Redis rate limit unavailable; limiting on this node"),
+            }
+        }
+        let share = |n: u32| n.div_ceil(self.nodes).max(1);
+        let mut d = self.local.check_burst(key, share(per_second), share(burst));
+        d.limit = per_second;
+        d
+    }
+
+    /// Forgets idle local buckets.
+    pub fn retain_recent(&self) {
+        self.local.retain_recent();
     }
 }
 

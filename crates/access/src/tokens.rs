@@ -196,6 +196,29 @@ impl TokenStore {
         self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The whole store as JSON (sealed strings and digests only), to share with other nodes.
+    pub fn export(&self) -> String {
+        serde_json::to_string(&self.read().saved).unwrap_or_default()
+    }
+
+    /// Replaces the whole store by an [`export`](TokenStore::export) of another node's (which
+    /// must seal with the same key). Returns whether the admin token changed.
+    pub fn import(&self, json: &str) -> Result<bool> {
+        let saved: Saved = serde_json::from_str(json)
+            .map_err(|e| Error::Io { path: self.path.clone(), source: std::io::Error::other(e) })?;
+        let admin = match saved.tokens.iter().find(|t| t.name == ADMIN_TOKEN_NAME) {
+            Some(t) => self.unseal(t)?,
+            None => return Err(Error::Invalid("the shared tokens have no admin token".into())),
+        };
+        let mut st = self.write();
+        let changed = st.admin != admin;
+        st.saved = saved;
+        st.admin = admin;
+        reindex(&mut st);
+        self.save(&st)?;
+        Ok(changed)
+    }
+
     /// The current admin token (the JWT signing key).
     pub fn admin_token(&self) -> String {
         self.read().admin.clone()

@@ -2,7 +2,9 @@
 //! `events.datasource` over many organizations, posts them as NDJSON with concurrent clients and
 //! `wait=true` to a fresh Aviary server (this binary, in its own data directory) and, in the same
 //! run, the same bytes to a fresh ClickHouse server (`INSERT … FORMAT JSONEachRow` over HTTP into
-//! an equivalent MergeTree table). Prints events/s, MB/s, the ratio and Aviary's memory.
+//! an equivalent MergeTree table), then to Aviary on its ClickHouse backend over that same
+//! ClickHouse (`wait=true`: acknowledged once ClickHouse has the rows). Prints events/s, MB/s,
+//! the ratios and the servers' memory.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -123,16 +125,21 @@ fn ingest(args: &IngestArgs) -> Result<ExitCode> {
         eprintln!("{}", describe(&aviary));
         results.push(aviary);
         if !args.no_clickhouse {
-            let ch = run_clickhouse(
-                &args.clickhouse_server,
-                &work.join(format!("clickhouse-{rows}")),
+            let server = start_clickhouse(&args.clickhouse_server, &work.join(format!("clickhouse-{rows}")))?;
+            let ch = run_clickhouse(&server, &batches, rows, args.clients, args.events)?;
+            eprintln!("{}", describe(&ch));
+            results.push(ch);
+            let over = run_aviary_with(
+                "aviary-on-ch",
+                &work.join(format!("aviary-ch-{rows}")),
+                &clickhouse_backend_flags(&server.base),
                 &batches,
                 rows,
                 args.clients,
                 args.events,
             )?;
-            eprintln!("{}", describe(&ch));
-            results.push(ch);
+            eprintln!("{}", describe(&over));
+            results.push(over);
         }
     }
     let _ = std::fs::remove_dir_all(&work);
@@ -172,12 +179,13 @@ fn report(results: &[RunResult], total_bytes: usize) -> String {
             r.rss_settled_mib.map_or("-".into(), |m| format!("{m:.0}")),
         );
     }
-    for r in results.iter().filter(|r| r.system == "aviary") {
+    for r in results.iter().filter(|r| r.system != "clickhouse") {
         if let Some(ch) = results.iter().find(|c| c.system == "clickhouse" && c.batch_rows == r.batch_rows) {
             let _ = writeln!(
                 out,
-                "{}-row batches: Aviary / ClickHouse = {:.2}x",
+                "{}-row batches: {} / ClickHouse = {:.2}x",
                 r.batch_rows,
+                r.system,
                 r.events_per_sec / ch.events_per_sec
             );
         }
@@ -293,8 +301,29 @@ pub(crate) fn start_aviary_with(dir: &Path, files: &[(&str, &str)], flags: &[&st
     Ok(server)
 }
 
+/// The `serve` flags of Aviary on its ClickHouse backend over the ClickHouse at `base` (a
+/// database of its own, a 20 ms batch window).
+pub(crate) fn clickhouse_backend_flags(base: &str) -> Vec<String> {
+    ["--clickhouse-url", base, "--clickhouse-database", "aviary_bench", "--clickhouse-batch-ms", "20"]
+        .map(String::from)
+        .to_vec()
+}
+
 fn run_aviary(dir: &Path, batches: &[Vec<u8>], rows: usize, clients: usize, events: usize) -> Result<RunResult> {
-    let server = start_aviary(dir, &[("datasources/events.datasource", EVENTS_DATASOURCE)])?;
+    run_aviary_with("aviary", dir, &[], batches, rows, clients, events)
+}
+
+fn run_aviary_with(
+    system: &'static str,
+    dir: &Path,
+    flags: &[String],
+    batches: &[Vec<u8>],
+    rows: usize,
+    clients: usize,
+    events: usize,
+) -> Result<RunResult> {
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = start_aviary_with(dir, &[("datasources/events.datasource", EVENTS_DATASOURCE)], &flags)?;
     let client = http_client()?;
     let url = format!("{}/v0/events?name=events&wait=true", server.base);
     let pid = server.child.id();
@@ -317,8 +346,8 @@ fn run_aviary(dir: &Path, batches: &[Vec<u8>], rows: usize, clients: usize, even
     std::thread::sleep(Duration::from_secs(5));
     let settled = vm_kib(pid, "VmRSS").map(|k| k as f64 / 1024.0);
     let count = sql_count(&client, &format!("{}/v0/sql", server.base), Some(TOKEN), "SELECT count(*) FROM events")?;
-    ensure!(count == events as u64, "aviary holds {count} rows after ingesting {events}");
-    Ok(RunResult { rss_settled_mib: settled, ..result("aviary", rows, events, batches, seconds, peak, quarters) })
+    ensure!(count == events as u64, "{system} holds {count} rows after ingesting {events}");
+    Ok(RunResult { rss_settled_mib: settled, ..result(system, rows, events, batches, seconds, peak, quarters) })
 }
 
 /// Starts ClickHouse in a fresh `dir` with the events table, once it answers.
@@ -357,14 +386,12 @@ pub(crate) fn start_clickhouse(binary: &Path, dir: &Path) -> Result<Server> {
 }
 
 fn run_clickhouse(
-    binary: &Path,
-    dir: &Path,
+    server: &Server,
     batches: &[Vec<u8>],
     rows: usize,
     clients: usize,
     events: usize,
 ) -> Result<RunResult> {
-    let server = start_clickhouse(binary, dir)?;
     let client = http_client()?;
     let url = format!("{}/?query=INSERT%20INTO%20events%20FORMAT%20JSONEachRow", server.base);
     let pid = server.child.id();

@@ -2,8 +2,9 @@
 //! tenants, many small) shaped like the example `events`, loads them into a fresh Aviary (this
 //! binary) and a fresh ClickHouse, then calls the example `top_pages` and `kpis` endpoints for
 //! one large and one small tenant — through `/v0/pipes/<pipe>.json` on Aviary, and as the same
-//! rendered SQL over ClickHouse's HTTP interface — at concurrency 1 and 16. Prints p50, p99,
-//! requests/s, the p50 ratio, and the rows Aviary read for the small tenant against its rows.
+//! rendered SQL over ClickHouse's HTTP interface — at concurrency 1 and 16, and through a third
+//! server: Aviary on its ClickHouse backend over that same ClickHouse. Prints p50, p99,
+//! requests/s, the p50 ratios, and the rows Aviary read for the small tenant against its rows.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -163,9 +164,9 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "| events | pipe | tenant (rows) | clients | Aviary p50 ms | p99 ms | req/s | ClickHouse p50 ms | p99 ms | req/s | p50 Aviary/CH |"
+        "| events | pipe | tenant (rows) | clients | Aviary p50 ms | p99 ms | req/s | ClickHouse p50 ms | p99 ms | req/s | p50 Aviary/CH | Aviary-on-CH p50 ms | p99 ms | req/s | p50 Aviary-on-CH/CH |"
     );
-    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut pruning = String::new();
     for &events in &args.events {
         eprintln!("generating {events} skewed events over {} organizations…", args.orgs);
@@ -188,6 +189,17 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
             ensure!(r.status().is_success(), "clickhouse answered {}", r.status());
             Ok(())
         })?;
+        // The same project on Aviary's ClickHouse backend, over that ClickHouse.
+        let on_clickhouse = crate::bench::start_aviary_with(
+            &work.join(format!("aviary-ch-{events}")),
+            &[
+                ("datasources/events.datasource", EVENTS_DATASOURCE),
+                ("pipes/top_pages.pipe", TOP_PAGES),
+                ("pipes/kpis.pipe", KPIS),
+            ],
+            &crate::bench::clickhouse_backend_flags(&clickhouse.base).iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+        load_aviary(&on_clickhouse.base, &batches)?;
         drop(batches);
         // Let both flush and merge what they were sent, as servers that have been up a while:
         // past Aviary's quiet time, until its part count holds still.
@@ -205,6 +217,13 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
                 let endpoint = format!("{}/v0/pipes/{pipe}.json?org={org}", aviary.base);
                 let ch_sql = clickhouse_sql(pipe, text, &org)?;
                 let ch_url = format!("{}/", clickhouse.base);
+                let over = format!("{}/v0/pipes/{pipe}.json?org={org}", on_clickhouse.base);
+                let call_over = || -> Result<()> {
+                    let r = client.get(&over).bearer_auth(TOKEN).send()?;
+                    ensure!(r.status().is_success(), "aviary on ClickHouse answered {}: {}", r.status(), r.text()?);
+                    r.bytes()?;
+                    Ok(())
+                };
                 let call_aviary = || -> Result<()> {
                     let r = client.get(&endpoint).bearer_auth(TOKEN).send()?;
                     ensure!(r.status().is_success(), "aviary answered {}: {}", r.status(), r.text()?);
@@ -229,15 +248,20 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
                 for clients in [1, 16] {
                     let a = measure(clients, args.requests, &call_aviary)?;
                     let c = measure(clients, args.requests, &call_ch)?;
+                    let o = measure(clients, args.requests, &call_over)?;
                     let line = format!(
-                        "| {events} | {pipe} | {label} {org} ({rows}) | {clients} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} |",
+                        "| {events} | {pipe} | {label} {org} ({rows}) | {clients} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |",
                         a.p50_ms,
                         a.p99_ms,
                         a.rps,
                         c.p50_ms,
                         c.p99_ms,
                         c.rps,
-                        a.p50_ms / c.p50_ms
+                        a.p50_ms / c.p50_ms,
+                        o.p50_ms,
+                        o.p99_ms,
+                        o.rps,
+                        o.p50_ms / c.p50_ms
                     );
                     eprintln!("{line}");
                     let _ = writeln!(report, "{line}");
@@ -245,6 +269,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
             }
         }
         drop(aviary);
+        drop(on_clickhouse);
         drop(clickhouse);
     }
     let _ = std::fs::remove_dir_all(&work);

@@ -151,6 +151,14 @@ pub struct ServeArgs {
     /// insert per table per window).
     #[arg(long, env = "AVIARY_CLICKHOUSE_BATCH_MS", default_value_t = 200)]
     pub clickhouse_batch_ms: u64,
+    /// Keep rate-limit buckets (JWT `limits.rps`, the Events API limit, per-token limits) in
+    /// Redis (`redis://host:6379/0`), so they hold across every node.
+    #[arg(long, env = "AVIARY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Nodes serving the workspace behind one load balancer: without --redis-url each node
+    /// enforces 1/N of every rate limit (so N nodes together allow the limit).
+    #[arg(long, env = "AVIARY_NODES", default_value_t = 1)]
+    pub nodes: u32,
 }
 
 /// Only the serve flags: their defaults (and `AVIARY_*` variables) for commands that run a

@@ -125,6 +125,8 @@ pub(crate) fn config(args: &ServeArgs, admin_token: String, workspace_id: String
             cluster: args.clickhouse_cluster.clone(),
             batch_window: Duration::from_millis(args.clickhouse_batch_ms),
         }),
+        redis_url: args.redis_url.clone(),
+        nodes: args.nodes.max(1),
     }
 }
 

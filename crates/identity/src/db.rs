@@ -12,6 +12,7 @@ use crate::error::Result;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_identity.sql")),
     (2, include_str!("../migrations/0002_email_verification.sql")),
+    (3, include_str!("../migrations/0003_shared_documents.sql")),
 ];
 
 /// Which database the URL named.
@@ -103,6 +104,59 @@ impl Db {
             conn.execute("SELECT pg_advisory_unlock(7311849)").await?;
         }
         Ok(outcome?)
+    }
+
+    /// The version and body of shared document `name`.
+    pub(crate) async fn document(&self, name: &str) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT version, body FROM shared_documents WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))))
+    }
+
+    /// Replaces shared document `name` by what `change` makes of the current body, with no
+    /// other writer in between (PostgreSQL: an advisory lock for the transaction; SQLite: its
+    /// single writer). Returns `change`'s outcome and the new version.
+    pub(crate) async fn change_document<T>(
+        &self,
+        name: &str,
+        change: impl FnOnce(Option<&str>) -> (Option<String>, T),
+    ) -> Result<(T, i64)> {
+        use sqlx::Executor;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        match self.backend {
+            Backend::Postgres => {
+                tx.execute("SELECT pg_advisory_xact_lock(7311850)").await?;
+            }
+            Backend::Sqlite => {
+                // Take the write lock now, so the read below is the latest.
+                tx.execute("UPDATE shared_documents SET version = version WHERE name = ''").await?;
+            }
+        }
+        let current = sqlx::query("SELECT version, body FROM shared_documents WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)));
+        let (body, out) = change(current.as_ref().map(|(_, b)| b.as_str()));
+        let version = current.as_ref().map_or(0, |(v, _)| *v);
+        let Some(body) = body else {
+            tx.rollback().await?;
+            return Ok((out, version));
+        };
+        sqlx::query(
+            "INSERT INTO shared_documents (name, version, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version, body = excluded.body",
+        )
+        .bind(name)
+        .bind(version + 1)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((out, version + 1))
     }
 
     /// Runs a statement that returns nothing; the number of rows it touched.

@@ -251,6 +251,23 @@ impl Identity {
         Ok(())
     }
 
+    /// The version and body of a document shared by every node using this store (`None`: never
+    /// written).
+    pub async fn shared_document(&self, name: &str) -> Result<Option<(i64, String)>> {
+        self.db.document(name).await
+    }
+
+    /// Changes a shared document with no other writer in between: `change` gets the current
+    /// body and returns the new one (`None`: leave it) with a value passed back. Returns that
+    /// value and the document's version.
+    pub async fn change_shared_document<T>(
+        &self,
+        name: &str,
+        change: impl FnOnce(Option<&str>) -> (Option<String>, T),
+    ) -> Result<(T, i64)> {
+        self.db.change_document(name, change).await
+    }
+
     /// The outbox: emails to send, newest first (`(recipient, subject, link)`).
     pub async fn outbox(&self, limit: i64) -> Result<Vec<(String, String, Option<String>)>> {
         let rows = self

@@ -73,6 +73,10 @@ pub struct Config {
     pub workspace_admins: Vec<String>,
     /// Keep the workspace's rows in ClickHouse instead of the data directory.
     pub clickhouse: Option<ClickHouseConfig>,
+    /// Keep rate-limit buckets in Redis (`redis://host:6379`), shared by every node.
+    pub redis_url: Option<String>,
+    /// Nodes serving the workspace: without Redis, each enforces this share of every limit.
+    pub nodes: u32,
 }
 
 /// The ClickHouse backend's settings.
@@ -94,16 +98,15 @@ pub struct AppState {
     pub config: Config,
     /// Jobs by id (deletes run synchronously; their job objects stay readable).
     pub jobs: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
-    /// The workspace's Events API limiter (spec §8.1), when on.
-    pub events_limit: Option<access::limits::Limit>,
+
     /// Static tokens (the admin token among them).
     pub tokens: access::tokens::TokenStore,
     /// JWT keys, replaced when the admin token is refreshed.
     pub jwt: std::sync::RwLock<Arc<access::jwt::JwtKeys>>,
-    /// JWT `limits.rps` buckets by (workspace, pipe, JWT name).
-    pub jwt_limits: access::limits::KeyedLimits,
-    /// Per-static-token buckets (`static_token_rps`).
-    pub token_limits: access::limits::KeyedLimits,
+    /// Every rate limit's buckets: the Events API's (spec §8.1), JWT `limits.rps` by
+    /// (workspace, pipe, JWT name), per static token (`static_token_rps`) and the Backend API's;
+    /// in Redis when configured (shared by every node).
+    pub limits: access::limits::Limits,
     /// The usage log's queue.
     pub usage: usage::UsageLog,
     /// Operator metrics (`GET /metrics`).
@@ -112,16 +115,90 @@ pub struct AppState {
     pub deployments: std::sync::Mutex<routes::deploy::Deployments>,
     /// Users, organizations, sessions and JWT templates.
     pub identity: Arc<identity::Identity>,
-    /// The Backend API's per-secret-key limiter, when on.
-    pub identity_limit: Option<access::limits::Limit>,
     /// Keys the app's CSRF tokens (the sealing secret).
     pub app_secret: String,
+    /// The version of the shared static tokens this node holds (with a shared identity store).
+    pub tokens_version: std::sync::atomic::AtomicI64,
+}
+
+/// The shared document holding the static tokens.
+const TOKENS_DOCUMENT: &str = "tokens";
+
+impl AppState {
+    /// Whether static tokens are shared with other nodes through the identity store (a
+    /// `--database-url`), rather than kept in this node's data directory only.
+    pub fn shared_tokens(&self) -> bool {
+        self.config.database_url.is_some()
+    }
+
+    /// Changes the static tokens with `change`. With a shared identity store, the change is made
+    /// under its lock on the latest shared version, which it then replaces, so concurrent
+    /// changes on several nodes all land.
+    pub async fn change_tokens<T>(
+        &self,
+        change: impl FnOnce(&access::tokens::TokenStore) -> access::Result<T>,
+    ) -> access::Result<T> {
+        if !self.shared_tokens() {
+            let out = change(&self.tokens);
+            self.refresh_jwt_keys();
+            return out;
+        }
+        let tokens = &self.tokens;
+        let changed = self
+            .identity
+            .change_shared_document(TOKENS_DOCUMENT, |current| {
+                if let Some(Err(e)) = current.map(|c| tokens.import(c)) {
+                    tracing::error!(error = %e, "shared tokens do not load");
+                }
+                let out = change(tokens);
+                (out.is_ok().then(|| tokens.export()), out)
+            })
+            .await;
+        match changed {
+            Ok((out, version)) => {
+                self.tokens_version.store(version, std::sync::atomic::Ordering::Relaxed);
+                self.refresh_jwt_keys();
+                out
+            }
+            Err(e) => {
+                Err(access::Error::Io { path: TOKENS_DOCUMENT.into(), source: std::io::Error::other(e.to_string()) })
+            }
+        }
+    }
+
+    /// Loads the shared static tokens when another node changed them; `true` when it did.
+    pub async fn poll_tokens(&self) -> Result<bool, identity::Error> {
+        if !self.shared_tokens() {
+            return Ok(false);
+        }
+        let Some((version, body)) = self.identity.shared_document(TOKENS_DOCUMENT).await? else {
+            // The first node to start publishes its tokens.
+            self.change_tokens(|_| Ok(())).await.map_err(|e| identity::Error::Internal(e.to_string()))?;
+            return Ok(true);
+        };
+        if version == self.tokens_version.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
+        }
+        if let Err(e) = self.tokens.import(&body) {
+            tracing::error!(error = %e, "shared tokens do not load");
+            return Ok(false);
+        }
+        self.tokens_version.store(version, std::sync::atomic::Ordering::Relaxed);
+        self.refresh_jwt_keys();
+        Ok(true)
+    }
+
+    /// Re-derives the JWT keys from the current admin token.
+    fn refresh_jwt_keys(&self) {
+        let keys = jwt_keys(&self.config, &self.tokens.admin_token());
+        *self.jwt.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+    }
 }
 
 impl AppState {
     /// Creates or extends the tokens that the deployed datafiles' `TOKEN` lines name
     /// (`.pipe`: `PIPES:READ`; `.datasource`: `DATASOURCES:READ`/`APPEND`). Idempotent.
-    pub fn sync_datafile_tokens(&self) {
+    pub async fn sync_datafile_tokens(&self) {
         use access::tokens::Origin;
         let mut wanted: Vec<(String, String, Origin, String)> = Vec::new();
         for stored in self.workspace.pipes().all() {
@@ -143,10 +220,25 @@ impl AppState {
                 wanted.push((t.name, format!("DATASOURCES:{action}:{ds}"), Origin::Datasource, ds.clone()));
             }
         }
-        for (name, scope, origin, resource) in wanted {
-            if let Err(e) = self.tokens.grant(&name, &[scope], origin, Some(resource)) {
-                tracing::warn!(token = %name, error = %e, "datafile token not created");
-            }
+        let missing: Vec<_> = wanted
+            .into_iter()
+            .filter(|(name, scope, _, _)| self.tokens.get(name).is_none_or(|t| !t.scopes.contains(scope)))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let outcome = self
+            .change_tokens(|tokens| {
+                for (name, scope, origin, resource) in missing {
+                    if let Err(e) = tokens.grant(&name, &[scope], origin, Some(resource)) {
+                        tracing::warn!(token = %name, error = %e, "datafile token not created");
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "datafile tokens not saved");
         }
     }
 }
@@ -234,27 +326,29 @@ impl Application {
         options.invitation_url = format!("{public}/invitations/accept");
         options.passwords = config.password_params;
         let (identity, generated_secret_key) = identity::Identity::open(options).await?;
-        let identity_limit = (config.identity_requests_per_10s > 0).then(|| {
-            let n = config.identity_requests_per_10s;
-            access::limits::Limit::new((n / 10).max(1), n)
-        });
+        let limits = match &config.redis_url {
+            Some(url) => access::limits::Limits::shared(
+                access::limits::RedisLimits::connect(url, &format!("aviary:{}:", config.workspace_id)).await?,
+            ),
+            None => access::limits::Limits::local(config.nodes),
+        };
         let state = AppState {
             workspace: Arc::new(workspace),
             tokens,
             jwt,
-            jwt_limits: access::limits::KeyedLimits::new(),
-            token_limits: access::limits::KeyedLimits::new(),
-            events_limit: (config.events_rps > 0)
-                .then(|| access::limits::Limit::new(config.events_rps, config.events_rps)),
+            limits,
             config,
             jobs: std::sync::Mutex::new(Default::default()),
             usage,
             metrics: metrics::Metrics::new(),
             deployments: Default::default(),
             identity: Arc::new(identity),
-            identity_limit,
             app_secret: secret,
+            tokens_version: std::sync::atomic::AtomicI64::new(-1),
         };
+        if let Err(e) = state.poll_tokens().await {
+            tracing::warn!(error = %e, "shared tokens not loaded");
+        }
         Ok(Application { listener, state: Arc::new(state), usage_rx: Some(usage_rx), generated_secret_key })
     }
 
@@ -284,7 +378,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
-        state.sync_datafile_tokens();
+        state.sync_datafile_tokens().await;
         let flusher = tokio::spawn(flush_loop(state.clone()));
         let identity_poll = tokio::spawn(poll_identity(state.identity.clone()));
         let catalog_poll = tokio::spawn(poll_catalog(state.clone()));
@@ -348,9 +442,12 @@ async fn poll_catalog(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         match state.workspace.refresh_catalog().await {
-            Ok(true) => state.sync_datafile_tokens(),
+            Ok(true) => state.sync_datafile_tokens().await,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "catalog poll failed"),
+        }
+        if let Err(e) = state.poll_tokens().await {
+            tracing::warn!(error = %e, "token poll failed");
         }
     }
 }
@@ -392,8 +489,7 @@ async fn flush_loop(state: Arc<AppState>) {
             last_maintenance = std::time::Instant::now();
             // Idle rate-limit buckets are forgotten, so distinct JWT names cost memory only
             // while they are in use.
-            state.jwt_limits.retain_recent();
-            state.token_limits.retain_recent();
+            state.limits.retain_recent();
             let ws = ws.clone();
             let now = chrono::Utc::now().timestamp();
             match tokio::task::spawn_blocking(move || ws.maintain(now, MAX_PARTS_PER_PARTITION)).await {

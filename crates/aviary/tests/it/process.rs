@@ -19,6 +19,15 @@ impl Drop for Served {
     }
 }
 
+impl Served {
+    /// Stops the server as an orchestrator does (SIGTERM) and waits for it to exit; its exit
+    /// status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().expect("aviary exits")
+    }
+}
+
 /// Starts `aviary serve` with `dir` and `token`; returns it once it listens.
 pub fn start(dir: &Path, token: &str, extra: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aviary"))

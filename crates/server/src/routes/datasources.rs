@@ -416,7 +416,7 @@ async fn create_inner(state: Arc<AppState>, req: Request) -> Result<Response, Ap
                 .await
                 .map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
                 .map_err(|e| ApiError::engine(&e, false))?;
-            state.sync_datafile_tokens();
+            state.sync_datafile_tokens().await;
             let ds = match state.workspace.datasource(&name) {
                 Some(d) => info(&state, &name, &d).await,
                 None => Json::Null,

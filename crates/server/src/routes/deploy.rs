@@ -150,27 +150,31 @@ pub(crate) async fn deploy(State(state): State<Arc<AppState>>, req: Request) -> 
         (false, true) => "live",
         (false, false) => "data_ready",
     };
-    let mut all = state.deployments.lock().map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
-    all.next_id += 1;
-    let d = Deployment {
-        id: all.next_id,
-        status,
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        files,
-        plan,
-        allow_destructive_operations: allow,
-    };
-    let body = json!({"result": result, "deployment": d.json()});
-    if status == "live" {
-        state.sync_datafile_tokens();
-    }
-    if !check {
-        if status == "live" {
-            for other in all.list.iter_mut().filter(|o| o.status == "live") {
-                other.status = "deleted";
+    let body = {
+        let mut all =
+            state.deployments.lock().map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
+        all.next_id += 1;
+        let d = Deployment {
+            id: all.next_id,
+            status,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            files,
+            plan,
+            allow_destructive_operations: allow,
+        };
+        let body = json!({"result": result, "deployment": d.json()});
+        if !check {
+            if status == "live" {
+                for other in all.list.iter_mut().filter(|o| o.status == "live") {
+                    other.status = "deleted";
+                }
             }
+            all.list.push(d);
         }
-        all.list.push(d);
+        body
+    };
+    if status == "live" {
+        state.sync_datafile_tokens().await;
     }
     Ok(json_response(if failed { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &body))
 }
@@ -236,20 +240,22 @@ pub(crate) async fn set_live(
     let options =
         DeployOptions { check_only: false, allow_destructive_operations: staged.allow_destructive_operations };
     let plan = run(&state, staged.files, options).await?;
-    let mut all = state.deployments.lock().map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
     let failed = !plan.errors.is_empty();
-    if !failed {
-        for other in all.list.iter_mut().filter(|o| o.status == "live") {
-            other.status = "deleted";
+    let body = {
+        let mut all =
+            state.deployments.lock().map_err(|_| ApiError::json(StatusCode::INTERNAL_SERVER_ERROR, "lock"))?;
+        if !failed {
+            for other in all.list.iter_mut().filter(|o| o.status == "live") {
+                other.status = "deleted";
+            }
         }
-    }
-    let d = all.list.iter_mut().find(|d| d.id.to_string() == id).ok_or_else(|| not_found(&id))?;
-    d.status = if failed { "failed" } else { "live" };
-    d.plan = plan;
-    let body = json!({"result": if failed { "failed" } else { "success" }, "deployment": d.json()});
-    drop(all);
+        let d = all.list.iter_mut().find(|d| d.id.to_string() == id).ok_or_else(|| not_found(&id))?;
+        d.status = if failed { "failed" } else { "live" };
+        d.plan = plan;
+        json!({"result": if failed { "failed" } else { "success" }, "deployment": d.json()})
+    };
     if !failed {
-        state.sync_datafile_tokens();
+        state.sync_datafile_tokens().await;
     }
     Ok(json_response(if failed { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &body))
 }

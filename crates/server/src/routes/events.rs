@@ -53,7 +53,11 @@ pub(crate) async fn events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let decision = state.events_limit.as_ref().map(access::limits::Limit::check);
+    let rps = state.config.events_rps;
+    let decision = match rps {
+        0 => None,
+        _ => Some(state.limits.check(&format!("events/{}", state.config.workspace_id), rps, rps).await),
+    };
     let mut response = match decision {
         Some(d) if !d.allowed => plain(StatusCode::TOO_MANY_REQUESTS, "Too many requests").into_response(),
         _ => match handle(state, query, headers, body).await {

@@ -134,8 +134,10 @@ async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Ne
     if !secret_key_ok(&state, req.headers()) {
         return ClerkError::unauthenticated().into_response();
     }
-    if let Some(limit) = &state.identity_limit
-        && let access::limits::Decision { allowed: false, reset_secs, .. } = limit.check()
+    let n = state.config.identity_requests_per_10s;
+    if n > 0
+        && let access::limits::Decision { allowed: false, reset_secs, .. } =
+            state.limits.check(&format!("bapi/{}", state.config.workspace_id), (n / 10).max(1), n).await
     {
         return ClerkError {
             retry_after: Some(reset_secs.max(1)),

@@ -173,12 +173,16 @@ pub(crate) fn read_policy(grant: &Grant) -> ReadPolicy {
 /// The rate limits of a read by `grant` of `resource` (a pipe, or `query_api`): the JWT's
 /// `limits.rps` per (workspace, resource, JWT name), and the server's per-static-token limit.
 /// `Err` is the 429 to answer, with its headers.
-pub(crate) fn rate_limit(state: &AppState, grant: &Grant, resource: &str) -> Result<Option<Decision>, Box<Response>> {
+pub(crate) async fn rate_limit(
+    state: &AppState,
+    grant: &Grant,
+    resource: &str,
+) -> Result<Option<Decision>, Box<Response>> {
     let mut decisions = Vec::new();
     let mut refusal = None;
     if let (true, Some(rps)) = (grant.is_jwt(), grant.rps) {
-        let key = format!("{}/{resource}/{}", state.config.workspace_id, grant.token_name());
-        let d = state.jwt_limits.check(&key, rps);
+        let key = format!("jwt/{}/{resource}/{}", state.config.workspace_id, grant.token_name());
+        let d = state.limits.check(&key, rps, rps).await;
         if !d.allowed {
             refusal = Some(ApiError {
                 documentation: Some(format!("{}/forward/administration/tokens/jwt", state.config.docs_base_url)),
@@ -195,7 +199,7 @@ pub(crate) fn rate_limit(state: &AppState, grant: &Grant, resource: &str) -> Res
     }
     let per_token = state.config.static_token_rps;
     if !grant.is_jwt() && !grant.is_admin() && per_token > 0 {
-        let d = state.token_limits.check(grant.token_id(), per_token);
+        let d = state.limits.check(&format!("token/{}", grant.token_id()), per_token, per_token).await;
         if !d.allowed && refusal.is_none() {
             refusal = Some(ApiError::json(
                 StatusCode::TOO_MANY_REQUESTS,

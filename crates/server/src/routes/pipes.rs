@@ -245,7 +245,7 @@ async fn endpoint(
         values.retain(|(n, _)| n != k);
         values.push((k.clone(), template::Value::from(v)));
     }
-    let decision = match super::rate_limit(state, &grant, name) {
+    let decision = match super::rate_limit(state, &grant, name).await {
         Ok(d) => d,
         Err(refused) => return Ok(*refused),
     };
@@ -461,7 +461,7 @@ async fn create_inner(
         .map_err(|e| ApiError::engine(&e, false))?;
     let stored =
         state.workspace.pipes().get(&name).ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?;
-    state.sync_datafile_tokens();
+    state.sync_datafile_tokens().await;
     Ok(super::json_response(StatusCode::OK, &pipe_json(state, &stored, true)))
 }
 
@@ -563,7 +563,7 @@ async fn redeploy(state: &Arc<AppState>, name: &str, spec: &Json) -> Result<Resp
         .map_err(|e| ApiError::engine(&e, false))?;
     let stored =
         state.workspace.pipes().get(name).ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?;
-    state.sync_datafile_tokens();
+    state.sync_datafile_tokens().await;
     Ok(super::json_response(StatusCode::OK, &pipe_json(state, &stored, true)))
 }
 

@@ -175,7 +175,7 @@ async fn run(
     }
     let pipeline = query.get("pipeline").cloned();
     may_read(&state, &grant, &sql, pipeline.as_deref())?;
-    let decision = match super::rate_limit(&state, &grant, "query_api") {
+    let decision = match super::rate_limit(&state, &grant, "query_api").await {
         Ok(d) => d,
         Err(refused) => return Ok(*refused),
     };

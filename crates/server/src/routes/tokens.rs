@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use access::tokens::{ADMIN_TOKEN_NAME, Origin, Token};
+use access::tokens::{Origin, Token};
 use access::{AuthError, Scope};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -139,7 +139,10 @@ pub(crate) async fn create(
         check_filters(&state, &scopes).await?;
         let description = first(&f, "description").unwrap_or_default();
         let resource = first(&f, "resource_id").map(str::to_string);
-        let t = state.tokens.create(name, description, &scopes, origin, resource).map_err(store_error)?;
+        let t = state
+            .change_tokens(|tokens| tokens.create(name, description, &scopes, origin, resource))
+            .await
+            .map_err(store_error)?;
         Ok(json_response(StatusCode::OK, &token_json(&state, &t)))
     }
     .await;
@@ -237,21 +240,23 @@ pub(crate) async fn update(
         let f = authorized(&state, raw.as_deref(), &headers, &body)?;
         let scopes = scopes(&f);
         check_filters(&state, &scopes).await?;
-        let t = match state.tokens.get(&name) {
-            None => {
-                let origin = first(&f, "origin").and_then(Origin::parse).unwrap_or(Origin::Custom);
-                let new_name = first(&f, "name").unwrap_or(&name);
-                let description = first(&f, "description").unwrap_or_default();
-                state.tokens.create(new_name, description, &scopes, origin, None)
-            }
-            Some(existing) => state.tokens.update(
-                &existing.id,
-                first(&f, "name"),
-                first(&f, "description"),
-                (!scopes.is_empty()).then_some(scopes.as_slice()),
-            ),
-        }
-        .map_err(store_error)?;
+        let t = state
+            .change_tokens(|tokens| match tokens.get(&name) {
+                None => {
+                    let origin = first(&f, "origin").and_then(Origin::parse).unwrap_or(Origin::Custom);
+                    let new_name = first(&f, "name").unwrap_or(&name);
+                    let description = first(&f, "description").unwrap_or_default();
+                    tokens.create(new_name, description, &scopes, origin, None)
+                }
+                Some(existing) => tokens.update(
+                    &existing.id,
+                    first(&f, "name"),
+                    first(&f, "description"),
+                    (!scopes.is_empty()).then_some(scopes.as_slice()),
+                ),
+            })
+            .await
+            .map_err(store_error)?;
         Ok::<_, ApiError>(json_response(StatusCode::OK, &token_json(&state, &t)))
     }
     .await;
@@ -268,7 +273,7 @@ pub(crate) async fn delete(
     if let Err(e) = authorized(&state, raw.as_deref(), &headers, &[]) {
         return e.into_response();
     }
-    match state.tokens.delete(&name) {
+    match state.change_tokens(|tokens| tokens.delete(&name)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => store_error(e).into_response(),
     }
@@ -286,14 +291,9 @@ pub(crate) async fn refresh(
     if let Err(e) = authorized(&state, raw.as_deref(), &headers, &body) {
         return e.into_response();
     }
-    match state.tokens.refresh(&name) {
-        Ok(t) => {
-            if t.name == ADMIN_TOKEN_NAME {
-                let keys = crate::jwt_keys(&state.config, &state.tokens.admin_token());
-                *state.jwt.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
-            }
-            json_response(StatusCode::OK, &token_json(&state, &t))
-        }
+    // Refreshing the admin token re-keys JWTs (`change_tokens` re-derives the keys).
+    match state.change_tokens(|tokens| tokens.refresh(&name)).await {
+        Ok(t) => json_response(StatusCode::OK, &token_json(&state, &t)),
         Err(e) => store_error(e).into_response(),
     }
 }

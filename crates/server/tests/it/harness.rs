@@ -103,6 +103,8 @@ impl Server {
                 cluster: None,
                 batch_window: Duration::from_millis(20),
             }),
+            redis_url: None,
+            nodes: 1,
         };
         configure(&mut config);
         let app = server::Application::build(config).await.unwrap();
