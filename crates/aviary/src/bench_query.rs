@@ -197,7 +197,10 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
                 ("pipes/top_pages.pipe", TOP_PAGES),
                 ("pipes/kpis.pipe", KPIS),
             ],
-            &crate::bench::clickhouse_backend_flags(&clickhouse.base).iter().map(String::as_str).collect::<Vec<_>>(),
+            &crate::bench::clickhouse_backend_flags(&clickhouse.base, "aviary_on_ch")
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
         )?;
         load_aviary(&on_clickhouse.base, &batches)?;
         drop(batches);

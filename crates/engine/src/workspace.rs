@@ -704,6 +704,8 @@ impl Workspace {
     /// they are readable. The embedded backend always answers once they are readable.
     pub fn ingest_events(&self, name: &str, body: &str, import_id: &str, wait: bool) -> Result<Ingested> {
         let e = self.entry(name)?;
+        // Rows on their way: the spool does not send early for waiting writers meanwhile.
+        let arrival = self.clickhouse().map(|ch| ch.spool().arrival());
         let now = chrono::Utc::now();
         let now_nanos = now.timestamp_nanos_opt().unwrap_or(0);
         let mut good: Vec<Vec<Cell>> = Vec::new();
@@ -718,7 +720,7 @@ impl Workspace {
                 Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
             }
         }
-        self.store_rows(name, &e, &good, &bad, LoadMode::Append, wait)
+        self.store_rows(name, &e, &good, &bad, LoadMode::Append, wait, arrival)
     }
 
     /// Ingests CSV text (columns by position; a first row equal to the column names is a
@@ -765,7 +767,7 @@ impl Workspace {
                 Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
             }
         }
-        self.store_rows(name, &e, &good, &bad, mode, true)
+        self.store_rows(name, &e, &good, &bad, mode, true, None)
     }
 
     /// Loads NDJSON text with `mode`.
@@ -784,7 +786,7 @@ impl Workspace {
                         Err(q) => bad.push(quarantine_row(q, import_id, now.timestamp())),
                     }
                 }
-                self.store_rows(name, &e, &good, &bad, mode, true)
+                self.store_rows(name, &e, &good, &bad, mode, true, None)
             }
         }
     }
@@ -826,9 +828,9 @@ impl Workspace {
         }
         let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
         if let Backend::ClickHouse(ch) = &self.backend {
+            let _ = ch;
             let rows = crate::ingest::cells::rows(&all, &e.columns).map_err(Error::Invalid)?;
-            let stored = self.clickhouse_write(ch, name, &e, &rows, &mode, true)?;
-            return Ok(Ingested { successful_rows: stored, quarantined_rows: 0 });
+            return self.store_rows(name, &e, &rows, &[], mode, true, None);
         }
         let rows = self.write(name, all, &mode)?;
         Ok(Ingested { successful_rows: rows, quarantined_rows: 0 })
@@ -865,6 +867,9 @@ impl Workspace {
         Ok(count)
     }
 
+    /// Stores converted rows: `good` into the data source with `mode`, `bad` into its
+    /// quarantine; `wait` and `arrival` are the Events API's (see [`Workspace::ingest_events`]).
+    #[allow(clippy::too_many_arguments)]
     fn store_rows(
         &self,
         name: &str,
@@ -873,14 +878,27 @@ impl Workspace {
         bad: &[Vec<Cell>],
         mode: LoadMode,
         wait: bool,
+        arrival: Option<clickhouse::spool::Arrival<'_>>,
     ) -> Result<Ingested> {
         let (stored, store) = match &self.backend {
             Backend::ClickHouse(ch) => {
-                let stored = self.clickhouse_write(ch, name, e, good, &mode, wait)?;
+                let mut parts = Vec::new();
+                let lock = self.writer(name);
+                let _shared = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
+                let stored = match &mode {
+                    LoadMode::Append => {
+                        parts.push(encode_rows(ch, name, &e.columns, good)?);
+                        good.len() as u64
+                    }
+                    replacing => {
+                        drop(_shared);
+                        self.clickhouse_replace(ch, name, e, good, replacing)?
+                    }
+                };
                 if !bad.is_empty() {
-                    let (columns, rows) = encode_rows(ch, &e.quarantine_columns, bad)?;
-                    ch.spool().append(&format!("{name}{QUARANTINE}"), &columns, bad.len() as u64, rows, wait)?;
+                    parts.push(encode_rows(ch, &format!("{name}{QUARANTINE}"), &e.quarantine_columns, bad)?);
                 }
+                ch.spool().append(parts, wait, arrival.unwrap_or_else(|| ch.spool().arrival()))?;
                 return Ok(Ingested { successful_rows: stored, quarantined_rows: bad.len() as u64 });
             }
             Backend::Embedded(store) => {
@@ -894,26 +912,20 @@ impl Workspace {
         Ok(Ingested { successful_rows: stored, quarantined_rows: bad.len() as u64 })
     }
 
-    /// Stores `rows` in data source `name` on ClickHouse with `mode`; returns how many were
-    /// stored. Appends go through the spool; replacements run now.
-    fn clickhouse_write(
+    /// Replaces rows of data source `name` on ClickHouse by `rows` (`mode` replace or replace
+    /// with a condition), now; returns how many were stored.
+    fn clickhouse_replace(
         &self,
         ch: &ClickHouse,
         name: &str,
         e: &Entry,
         rows: &[Vec<Cell>],
         mode: &LoadMode,
-        wait: bool,
     ) -> Result<u64> {
         let lock = self.writer(name);
-        let (columns, encoded) = encode_rows(ch, &e.columns, rows)?;
-        let count = rows.len() as u64;
+        let clickhouse::spool::Rows { columns, bytes: encoded, count, .. } = encode_rows(ch, name, &e.columns, rows)?;
         match mode {
-            LoadMode::Append => {
-                let _shared = lock.read().map_err(|_| Error::Damaged("writer lock".into()))?;
-                ch.spool().append(name, &columns, count, encoded, wait)?;
-                Ok(count)
-            }
+            LoadMode::Append => unreachable_append(),
             LoadMode::Replace => {
                 let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
                 block(ch.replace(name, &columns, encoded))?;
@@ -1012,8 +1024,8 @@ impl Workspace {
                         }
                     }
                 }
-                let (names, encoded) = encode_rows(ch, &columns, &rows)?;
-                ch.spool().append(&spec.name, &names, rows.len() as u64, encoded, false)?;
+                let part = encode_rows(ch, &spec.name, &columns, &rows)?;
+                ch.spool().append(vec![part], false, ch.spool().arrival())?;
             }
         }
         Ok(())
@@ -1399,9 +1411,14 @@ fn quarantine_spec(name: &str, e: &Entry) -> TableSpec {
     TableSpec::plain(&format!("{name}{QUARANTINE}"), &e.quarantine_columns, "insertion_date", None, None)
 }
 
-/// Rows as `RowBinary` for `columns`, each value written as the server stores its type;
-/// returns the column names with the bytes.
-fn encode_rows(ch: &ClickHouse, columns: &[(String, ChType)], rows: &[Vec<Cell>]) -> Result<(Vec<String>, Vec<u8>)> {
+/// Rows for `table` as `RowBinary` for `columns`, each value written as the server stores its
+/// type.
+fn encode_rows(
+    ch: &ClickHouse,
+    table: &str,
+    columns: &[(String, ChType)],
+    rows: &[Vec<Cell>],
+) -> Result<clickhouse::spool::Rows> {
     let stored = columns
         .iter()
         .map(|(n, t)| {
@@ -1414,7 +1431,17 @@ fn encode_rows(ch: &ClickHouse, columns: &[(String, ChType)], rows: &[Vec<Cell>]
             clickhouse::rowbinary::write(&mut out, cell, logical, physical).map_err(Error::Invalid)?;
         }
     }
-    Ok((columns.iter().map(|(n, _)| n.clone()).collect(), out))
+    Ok(clickhouse::spool::Rows {
+        table: table.to_string(),
+        columns: columns.iter().map(|(n, _)| n.clone()).collect(),
+        count: rows.len() as u64,
+        bytes: out,
+    })
+}
+
+/// Appends never reach [`Workspace::clickhouse_replace`].
+fn unreachable_append() -> Result<u64> {
+    Err(Error::Damaged("an append was sent to the replace path".into()))
 }
 
 /// Runs a future to completion on this (blocking) thread.

@@ -54,6 +54,8 @@ pub struct ClickHouse {
     cluster: Option<String>,
     spool: spool::Spool,
     query_timeout: Duration,
+    /// When this node connected (µs), so query ids differ between nodes and restarts.
+    started: i64,
 }
 
 impl std::fmt::Debug for ClickHouse {
@@ -181,8 +183,14 @@ impl ClickHouse {
         let client = Client::new(options.connection.clone()).map_err(ch)?;
         let spool = spool::Spool::open(&dir.join("clickhouse-spool"), client.clone(), options.spool, options.wal)
             .map_err(|e| Error::io(&dir.join("clickhouse-spool"), e))?;
-        let backend =
-            ClickHouse { client, features, cluster: options.cluster, spool, query_timeout: options.query_timeout };
+        let backend = ClickHouse {
+            client,
+            features,
+            cluster: options.cluster,
+            spool,
+            query_timeout: options.query_timeout,
+            started: chrono::Utc::now().timestamp_micros(),
+        };
         let catalog = TableSpec::plain(
             CATALOG,
             &[
@@ -217,7 +225,7 @@ impl ClickHouse {
     }
 
     fn on_cluster(&self) -> String {
-        self.cluster.as_ref().map(|c| format!(" ON CLUSTER {}", quote(c))).unwrap_or_default()
+        on_cluster(self.cluster.as_deref())
     }
 
     fn ddl_settings(&self) -> Vec<(&'static str, String)> {
@@ -231,91 +239,7 @@ impl ClickHouse {
     /// The `CREATE TABLE` statements for `spec`: one table, or with a cluster the replicated
     /// local table and the `Distributed` table in front of it.
     pub fn create_statements(&self, spec: &TableSpec) -> Result<Vec<String>> {
-        let db = quote(self.client.database());
-        let mut columns = Vec::new();
-        for c in &spec.columns {
-            let stored =
-                physical(&c.ty, &self.features).map_err(|e| Error::Invalid(format!("column '{}': {e}", c.name)))?;
-            let mut line = format!("{} {}", quote(&c.name), stored);
-            match &c.default {
-                Some(ColumnDefault::Default(e)) => line.push_str(&format!(" DEFAULT {e}")),
-                Some(ColumnDefault::Materialized(e)) => line.push_str(&format!(" MATERIALIZED {e}")),
-                Some(ColumnDefault::Alias(e)) => line.push_str(&format!(" ALIAS {e}")),
-                None => {}
-            }
-            if let Some(codec) = &c.codec
-                && self.features.at_least(19, 1)
-            {
-                line.push_str(&format!(" {codec}"));
-            }
-            columns.push(line);
-        }
-        if self.features.at_least(20, 1) {
-            columns.extend(spec.indexes.iter().cloned());
-        }
-        let e = &spec.engine;
-        let args = match e.kind {
-            EngineKind::ReplacingMergeTree => e.ver.clone().into_iter().chain(e.is_deleted.clone()).collect::<Vec<_>>(),
-            EngineKind::SummingMergeTree => e.columns.clone().map(|c| vec![format!("({c})")]).unwrap_or_default(),
-            EngineKind::CollapsingMergeTree => e.sign.clone().into_iter().collect(),
-            EngineKind::VersionedCollapsingMergeTree => e.sign.clone().into_iter().chain(e.version.clone()).collect(),
-            _ => Vec::new(),
-        };
-        let table = quote(&spec.name);
-        let local = quote(&format!("{}_local", spec.name));
-        let (engine_name, replicated) = match (&self.cluster, e.kind) {
-            (_, EngineKind::Null) => ("Null".to_string(), false),
-            (Some(_), kind) => (format!("Replicated{}", kind.name()), true),
-            (None, kind) => (kind.name().to_string(), false),
-        };
-        let mut engine_args = args.clone();
-        if replicated {
-            let path = literal(&format!("/clickhouse/tables/{{shard}}/{}/{}_local", self.client.database(), spec.name));
-            engine_args.insert(0, literal("{replica}"));
-            engine_args.insert(0, path);
-        }
-        let mut clause = if e.kind == EngineKind::Null {
-            "ENGINE = Null".to_string()
-        } else {
-            format!("ENGINE = {engine_name}({})", engine_args.join(", "))
-        };
-        if e.kind != EngineKind::Null {
-            if let Some(p) = &e.partition_key {
-                clause.push_str(&format!(" PARTITION BY {p}"));
-            }
-            clause.push_str(&format!(
-                " ORDER BY ({})",
-                if e.sorting_key.trim().is_empty() { "tuple()" } else { e.sorting_key.trim() }
-            ));
-            if let Some(p) = &e.primary_key {
-                clause.push_str(&format!(" PRIMARY KEY ({p})"));
-            }
-            if let Some(s) = &e.sampling_key {
-                clause.push_str(&format!(" SAMPLE BY {s}"));
-            }
-            if let Some(t) = &e.ttl
-                && self.features.ttl()
-            {
-                clause.push_str(&format!(" TTL {t}"));
-            }
-            if let Some(s) = &e.settings {
-                clause.push_str(&format!(" SETTINGS {s}"));
-            }
-        }
-        let body = columns.join(", ");
-        let on = self.on_cluster();
-        Ok(match (&self.cluster, replicated) {
-            (Some(cluster), true) => vec![
-                format!("CREATE TABLE IF NOT EXISTS {db}.{local}{on} ({body}) {clause}"),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {db}.{table}{on} AS {db}.{local} ENGINE = Distributed({}, {}, {}, rand())",
-                    quote(cluster),
-                    quote(self.client.database()),
-                    local
-                ),
-            ],
-            _ => vec![format!("CREATE TABLE IF NOT EXISTS {db}.{table}{on} ({body}) {clause}")],
-        })
+        create_statements(spec, &self.features, self.cluster.as_deref(), self.client.database())
     }
 
     /// Creates `spec` if it does not exist.
@@ -526,7 +450,9 @@ impl ClickHouse {
     /// dropped before the answer (the client went away, the server timed out), the query is
     /// killed on the server.
     pub async fn run_query(&self, sql: &str) -> Result<query::Answer> {
-        let id = format!("aviary-{:x}-{:x}", chrono::Utc::now().timestamp_micros(), std::process::id());
+        static QUERIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("aviary-{:x}-{:x}-{n:x}", std::process::id(), self.started);
         let secs = self.query_timeout.as_secs_f64().ceil().max(1.0) as u64;
         let params = [
             ("query_id", id.clone()),
@@ -608,6 +534,104 @@ impl ClickHouse {
     }
 }
 
+/// The `CREATE TABLE` statements of `spec` in `database` on a server with `features`: one
+/// table, or with a `cluster` the replicated local table and the `Distributed` table in front.
+pub fn create_statements(
+    spec: &TableSpec,
+    features: &Features,
+    cluster: Option<&str>,
+    database: &str,
+) -> Result<Vec<String>> {
+    let db = quote(database);
+    let mut columns = Vec::new();
+    for c in &spec.columns {
+        let stored = physical(&c.ty, features).map_err(|e| Error::Invalid(format!("column '{}': {e}", c.name)))?;
+        let mut line = format!("{} {}", quote(&c.name), stored);
+        match &c.default {
+            Some(ColumnDefault::Default(e)) => line.push_str(&format!(" DEFAULT {e}")),
+            Some(ColumnDefault::Materialized(e)) => line.push_str(&format!(" MATERIALIZED {e}")),
+            Some(ColumnDefault::Alias(e)) => line.push_str(&format!(" ALIAS {e}")),
+            None => {}
+        }
+        if let Some(codec) = &c.codec
+            && features.at_least(19, 1)
+        {
+            line.push_str(&format!(" {codec}"));
+        }
+        columns.push(line);
+    }
+    if features.at_least(20, 1) {
+        columns.extend(spec.indexes.iter().cloned());
+    }
+    let e = &spec.engine;
+    let args = match e.kind {
+        EngineKind::ReplacingMergeTree => e.ver.clone().into_iter().chain(e.is_deleted.clone()).collect::<Vec<_>>(),
+        EngineKind::SummingMergeTree => e.columns.clone().map(|c| vec![format!("({c})")]).unwrap_or_default(),
+        EngineKind::CollapsingMergeTree => e.sign.clone().into_iter().collect(),
+        EngineKind::VersionedCollapsingMergeTree => e.sign.clone().into_iter().chain(e.version.clone()).collect(),
+        _ => Vec::new(),
+    };
+    let table = quote(&spec.name);
+    let local = quote(&format!("{}_local", spec.name));
+    let (engine_name, replicated) = match (cluster, e.kind) {
+        (_, EngineKind::Null) => ("Null".to_string(), false),
+        (Some(_), kind) => (format!("Replicated{}", kind.name()), true),
+        (None, kind) => (kind.name().to_string(), false),
+    };
+    let mut engine_args = args.clone();
+    if replicated {
+        let path = literal(&format!("/clickhouse/tables/{{shard}}/{}/{}_local", database, spec.name));
+        engine_args.insert(0, literal("{replica}"));
+        engine_args.insert(0, path);
+    }
+    let mut clause = if e.kind == EngineKind::Null {
+        "ENGINE = Null".to_string()
+    } else {
+        format!("ENGINE = {engine_name}({})", engine_args.join(", "))
+    };
+    if e.kind != EngineKind::Null {
+        if let Some(p) = &e.partition_key {
+            clause.push_str(&format!(" PARTITION BY {p}"));
+        }
+        clause.push_str(&format!(
+            " ORDER BY ({})",
+            if e.sorting_key.trim().is_empty() { "tuple()" } else { e.sorting_key.trim() }
+        ));
+        if let Some(p) = &e.primary_key {
+            clause.push_str(&format!(" PRIMARY KEY ({p})"));
+        }
+        if let Some(s) = &e.sampling_key {
+            clause.push_str(&format!(" SAMPLE BY {s}"));
+        }
+        if let Some(t) = &e.ttl
+            && features.ttl()
+        {
+            clause.push_str(&format!(" TTL {t}"));
+        }
+        if let Some(s) = &e.settings {
+            clause.push_str(&format!(" SETTINGS {s}"));
+        }
+    }
+    let body = columns.join(", ");
+    let on = on_cluster(cluster);
+    Ok(match (cluster, replicated) {
+        (Some(cluster), true) => vec![
+            format!("CREATE TABLE IF NOT EXISTS {db}.{local}{on} ({body}) {clause}"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{table}{on} AS {db}.{local} ENGINE = Distributed({}, {}, {}, rand())",
+                quote(cluster),
+                quote(database),
+                local
+            ),
+        ],
+        _ => vec![format!("CREATE TABLE IF NOT EXISTS {db}.{table}{on} ({body}) {clause}")],
+    })
+}
+
+fn on_cluster(cluster: Option<&str>) -> String {
+    cluster.map(|c| format!(" ON CLUSTER {}", quote(c))).unwrap_or_default()
+}
+
 fn count_of(v: &serde_json::Value) -> u64 {
     let x = &v["data"][0][0];
     x.as_u64().or_else(|| x.as_str().and_then(|s| s.parse().ok())).unwrap_or(0)
@@ -631,5 +655,58 @@ impl Drop for KillOnDrop {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> Datasource {
+        let text = include_str!("../../../../examples/web-analytics/datasources/events.datasource");
+        let file = datafiles::SourceFile { path: "events.datasource".into(), text: text.to_string() };
+        datafiles::Project::from_files(vec![file]).unwrap().datasources.remove(0)
+    }
+
+    #[test]
+    fn tables_follow_the_datasource_and_the_server() {
+        let old = Features::new("18.16.1", ["LowCardinality".to_string()]);
+        let sql = create_statements(&TableSpec::of(&events(), "events"), &old, None, "ws").unwrap();
+        assert_eq!(sql.len(), 1);
+        assert!(
+            sql[0].starts_with(
+                "CREATE TABLE IF NOT EXISTS `ws`.`events` (`timestamp` DateTime('UTC'), `org` LowCardinality(String)"
+            ),
+            "{}",
+            sql[0]
+        );
+        assert!(
+            sql[0].ends_with("ENGINE = MergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY (org, timestamp)"),
+            "no TTL on 18.16: {}",
+            sql[0]
+        );
+        let new = Features::new("24.3.1", ["DateTime64".to_string(), "LowCardinality".to_string()]);
+        let sql = create_statements(&TableSpec::of(&events(), "events"), &new, None, "ws").unwrap();
+        assert!(sql[0].contains("`timestamp` DateTime64(3, 'UTC')"), "{}", sql[0]);
+        assert!(sql[0].ends_with("TTL toDateTime(timestamp) + toIntervalDay(365)"), "{}", sql[0]);
+    }
+
+    #[test]
+    fn a_cluster_gets_replicated_local_tables_behind_distributed_ones() {
+        let new = Features::new("24.3.1", ["DateTime64".to_string()]);
+        let sql = create_statements(&TableSpec::of(&events(), "events"), &new, Some("main"), "ws").unwrap();
+        assert_eq!(sql.len(), 2);
+        assert!(sql[0].starts_with("CREATE TABLE IF NOT EXISTS `ws`.`events_local` ON CLUSTER `main` ("), "{}", sql[0]);
+        assert!(
+            sql[0].contains(
+                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/ws/events_local', '{replica}') PARTITION BY"
+            ),
+            "{}",
+            sql[0]
+        );
+        assert_eq!(
+            sql[1],
+            "CREATE TABLE IF NOT EXISTS `ws`.`events` ON CLUSTER `main` AS `ws`.`events_local` ENGINE = Distributed(`main`, `ws`, `events_local`, rand())"
+        );
     }
 }

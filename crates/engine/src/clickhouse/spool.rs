@@ -33,6 +33,8 @@ struct Target {
 
 #[derive(Default)]
 struct Batch {
+    /// When its first rows arrived.
+    since: Option<std::time::Instant>,
     rows: Vec<u8>,
     count: u64,
     lsns: Vec<Lsn>,
@@ -48,8 +50,35 @@ struct State {
     applied: Lsn,
 }
 
+/// Rows for one table, encoded as `RowBinary` for `columns`.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    /// The table.
+    pub table: String,
+    /// Its columns the rows hold, in order.
+    pub columns: Vec<String>,
+    /// How many rows.
+    pub count: u64,
+    /// The rows.
+    pub bytes: Vec<u8>,
+}
+
+/// A write being prepared ([`Spool::arrival`]); it ends when dropped (or spooled).
+pub struct Arrival<'a> {
+    spool: &'a Spool,
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.spool.arriving.fetch_sub(1, Ordering::AcqRel);
+        self.spool.wake.notify_one();
+    }
+}
+
 /// The spool.
 pub struct Spool {
+    /// Writes being prepared.
+    arriving: Arc<AtomicUsize>,
     dir: PathBuf,
     wal: Arc<Wal>,
     state: Arc<Mutex<State>>,
@@ -135,6 +164,7 @@ impl Spool {
         };
         let wal = Arc::new(Wal::open(&dir.join("wal"), wal, checkpoint, replayed)?);
         let spool = Spool {
+            arriving: Arc::new(AtomicUsize::new(0)),
             dir: dir.to_path_buf(),
             wal,
             state,
@@ -153,6 +183,7 @@ impl Spool {
 
     fn start(&self, client: Client, options: SpoolOptions) {
         let flusher = Flusher {
+            arriving: self.arriving.clone(),
             client,
             options,
             state: self.state.clone(),
@@ -166,35 +197,46 @@ impl Spool {
         tokio::spawn(flusher.run());
     }
 
-    /// Spools `count` rows (`RowBinary` for `columns` of `table`). Returns once they are durable
-    /// on this node — and, with `wait`, once ClickHouse has them. Blocks: call it off the
-    /// runtime's worker threads.
-    pub fn append(&self, table: &str, columns: &[String], count: u64, rows: Vec<u8>, wait: bool) -> crate::Result<()> {
-        if count == 0 {
-            return Ok(());
+    /// Announces a write being prepared (its rows are being converted): while any is, the
+    /// flusher does not send early for writers waiting on it, since more rows are coming.
+    pub fn arrival(&self) -> Arrival<'_> {
+        self.arriving.fetch_add(1, Ordering::AcqRel);
+        Arrival { spool: self }
+    }
+
+    /// Spools rows for one or more tables. Returns once they are durable on this node — and,
+    /// with `wait`, once ClickHouse has all of them. Blocks: call it off the runtime's worker
+    /// threads.
+    pub fn append(&self, parts: Vec<Rows>, wait: bool, arrival: Arrival<'_>) -> crate::Result<()> {
+        let mut answers = Vec::new();
+        for part in parts.into_iter().filter(|p| p.count > 0) {
+            let target = Target { table: part.table, columns: part.columns };
+            let payload = encode(&target, part.count, &part.bytes);
+            let (tx, rx) = oneshot::channel();
+            let waiter = wait.then_some(tx);
+            let state = self.state.clone();
+            let size = part.bytes.len();
+            let (count, rows) = (part.count, part.bytes);
+            self.bytes.fetch_add(size, Ordering::Relaxed);
+            let apply: crate::wal::Apply = Box::new(move |lsn| {
+                let mut st = lock(&state);
+                add(&mut st, target, count, &rows, lsn, waiter);
+            });
+            if let Err(e) = self.wal.append_then(payload, Some(apply)) {
+                self.bytes.fetch_sub(size, Ordering::Relaxed);
+                return Err(crate::Error::Wal(e));
+            }
+            answers.push(rx);
         }
-        let target = Target { table: table.to_string(), columns: columns.to_vec() };
-        let payload = encode(&target, count, &rows);
-        let (tx, rx) = oneshot::channel();
-        let waiter = wait.then_some(tx);
-        let state = self.state.clone();
-        let size = rows.len();
-        self.bytes.fetch_add(size, Ordering::Relaxed);
-        let apply: crate::wal::Apply = Box::new(move |lsn| {
-            let mut st = lock(&state);
-            add(&mut st, target, count, &rows, lsn, waiter);
-        });
-        if let Err(e) = self.wal.append_then(payload, Some(apply)) {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
-            return Err(crate::Error::Wal(e));
-        }
+        drop(arrival);
         self.wake.notify_one();
         if wait {
-            let answer = tokio::runtime::Handle::current().block_on(rx);
-            match answer {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(crate::Error::Query(e.message)),
-                Err(_) => return Err(crate::Error::Query("the insert spool stopped".into())),
+            for rx in answers {
+                match tokio::runtime::Handle::current().block_on(rx) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(crate::Error::Query(e.message)),
+                    Err(_) => return Err(crate::Error::Query("the insert spool stopped".into())),
+                }
             }
         }
         Ok(())
@@ -248,6 +290,7 @@ fn add(
     waiter: Option<oneshot::Sender<Result<(), ChError>>>,
 ) {
     let batch = st.pending.entry(target).or_default();
+    batch.since.get_or_insert_with(std::time::Instant::now);
     batch.rows.extend_from_slice(rows);
     batch.count += count;
     batch.lsns.push(lsn);
@@ -257,6 +300,7 @@ fn add(
 }
 
 struct Flusher {
+    arriving: Arc<AtomicUsize>,
     client: Client,
     options: SpoolOptions,
     state: Arc<Mutex<State>>,
@@ -276,6 +320,7 @@ fn permanent(e: &ChError) -> bool {
 impl Flusher {
     async fn run(self) {
         let mut backoff = Duration::from_millis(100);
+        let mut last_start = std::time::Instant::now() - self.options.window;
         loop {
             if self.stopping.load(Ordering::Acquire) {
                 self.stopped.notify_waiters();
@@ -287,11 +332,29 @@ impl Flusher {
                 let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
                 continue;
             }
-            // Let a batch fill for one window, unless it is already big.
-            let big = lock(&self.state).pending.values().any(|b| b.rows.len() >= self.options.batch_bytes);
-            if !big {
-                tokio::time::sleep(self.options.window).await;
+            // Rows wait at most one window from the first of them (rows that arrived during the
+            // last insert have waited already). They go sooner when a batch is big, or when
+            // writers are waiting for them and no other write is being prepared — but never
+            // sooner than one window after the last insert began: one insert per window.
+            let (big, oldest, waiters) = {
+                let st = lock(&self.state);
+                let big = st.pending.values().any(|b| b.rows.len() >= self.options.batch_bytes);
+                let waiters = st.pending.values().any(|b| !b.waiters.is_empty());
+                (big, st.pending.values().filter_map(|b| b.since).min(), waiters)
+            };
+            let now = std::time::Instant::now();
+            let due = oldest.map_or(now, |o| o + self.options.window);
+            let early = last_start + self.options.window;
+            let idle = waiters && self.arriving.load(Ordering::Acquire) == 0;
+            if !(big || now >= due || (idle && now >= early)) {
+                let until = if idle { due.min(early) } else { due };
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.into()) => {}
+                    () = self.wake.notified() => {}
+                }
+                continue;
             }
+            last_start = std::time::Instant::now();
             let batches = std::mem::take(&mut lock(&self.state).pending);
             let mut failed = Vec::new();
             for (target, batch) in batches {
@@ -315,6 +378,7 @@ impl Flusher {
                     let mut st = lock(&self.state);
                     for (target, mut batch) in failed {
                         if let Some(newer) = st.pending.remove(&target) {
+                            batch.since = batch.since.min(newer.since).or(batch.since);
                             batch.rows.extend_from_slice(&newer.rows);
                             batch.count += newer.count;
                             batch.lsns.extend(newer.lsns);

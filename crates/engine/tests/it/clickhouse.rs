@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use engine::clickhouse::client::{Client, Connection};
-use engine::clickhouse::spool::{Spool, SpoolOptions};
+use engine::clickhouse::spool::{Rows, Spool, SpoolOptions};
 
 use crate::clickhouse_server;
 
@@ -11,11 +11,11 @@ fn client(url: String, database: &str) -> Client {
     Client::new(Connection { url, database: database.to_string(), user: "default".into(), password: None }).unwrap()
 }
 
-/// One `String` value as `RowBinary`.
-fn row(s: &str) -> Vec<u8> {
-    let mut out = vec![s.len() as u8];
-    out.extend_from_slice(s.as_bytes());
-    out
+/// One `String` value as `RowBinary`, for table `t`.
+fn row(s: &str) -> Vec<Rows> {
+    let mut bytes = vec![s.len() as u8];
+    bytes.extend_from_slice(s.as_bytes());
+    vec![Rows { table: "t".into(), columns: vec!["a".into()], count: 1, bytes }]
 }
 
 async fn count(c: &Client, table: &str) -> u64 {
@@ -43,7 +43,7 @@ async fn spooled_rows_survive_a_restart_and_land_once() {
         Spool::open(&dir, client(format!("http://127.0.0.1:{dead_port}"), &db), options.clone(), Default::default())
             .unwrap();
     for v in ["a", "b", "c"] {
-        spool.append("t", &["a".to_string()], 1, row(v), false).unwrap();
+        spool.append(row(v), false, spool.arrival()).unwrap();
     }
     assert!(!spool.drain(Duration::from_millis(300)).await, "nothing reaches a dead server");
     spool.close(Duration::from_millis(10)).await;
@@ -54,7 +54,7 @@ async fn spooled_rows_survive_a_restart_and_land_once() {
     assert!(spool.drain(Duration::from_secs(20)).await);
     assert_eq!(count(&live, "t").await, 3);
     let waiting = spool.clone();
-    tokio::task::spawn_blocking(move || waiting.append("t", &["a".to_string()], 1, row("d"), true))
+    tokio::task::spawn_blocking(move || waiting.append(row("d"), true, waiting.arrival()))
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("{e}"));
