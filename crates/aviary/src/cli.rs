@@ -73,7 +73,8 @@ pub struct ServeArgs {
     /// Largest request body after decompression, in bytes.
     #[arg(long, env = "AVIARY_MAX_DECOMPRESSED_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_decompressed_bytes: usize,
-    /// Buffered (not yet Parquet) bytes past which ingestion answers 503 until a flush.
+    /// Acknowledged bytes not yet in their store (embedded: not yet Parquet; ClickHouse: not yet
+    /// inserted, in the spool) past which ingestion answers 503; past a quarter, writes are held.
     #[arg(long, env = "AVIARY_MAX_BUFFER_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub max_buffer_bytes: usize,
     /// Milliseconds between writes of buffered rows to Parquet.
