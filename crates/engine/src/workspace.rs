@@ -827,8 +827,7 @@ impl Workspace {
             );
         }
         let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(Error::arrow)?;
-        if let Backend::ClickHouse(ch) = &self.backend {
-            let _ = ch;
+        if self.clickhouse().is_some() {
             let rows = crate::ingest::cells::rows(&all, &e.columns).map_err(Error::Invalid)?;
             return self.store_rows(name, &e, &rows, &[], mode, true, None);
         }
@@ -890,9 +889,13 @@ impl Workspace {
                         parts.push(encode_rows(ch, name, &e.columns, good)?);
                         good.len() as u64
                     }
-                    replacing => {
+                    LoadMode::Replace => {
                         drop(_shared);
-                        self.clickhouse_replace(ch, name, e, good, replacing)?
+                        self.clickhouse_replace(ch, name, e, good, None)?
+                    }
+                    LoadMode::ReplaceWhere(condition) => {
+                        drop(_shared);
+                        self.clickhouse_replace(ch, name, e, good, Some(condition))?
                     }
                 };
                 if !bad.is_empty() {
@@ -912,29 +915,22 @@ impl Workspace {
         Ok(Ingested { successful_rows: stored, quarantined_rows: bad.len() as u64 })
     }
 
-    /// Replaces rows of data source `name` on ClickHouse by `rows` (`mode` replace or replace
-    /// with a condition), now; returns how many were stored.
+    /// Replaces rows of data source `name` on ClickHouse by `rows`, now: all of them, or with
+    /// a `condition` those matching it; returns how many were stored.
     fn clickhouse_replace(
         &self,
         ch: &ClickHouse,
         name: &str,
         e: &Entry,
         rows: &[Vec<Cell>],
-        mode: &LoadMode,
+        condition: Option<&str>,
     ) -> Result<u64> {
         let lock = self.writer(name);
-        let clickhouse::spool::Rows { columns, bytes: encoded, count, .. } = encode_rows(ch, name, &e.columns, rows)?;
-        match mode {
-            LoadMode::Append => unreachable_append(),
-            LoadMode::Replace => {
-                let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
-                block(ch.replace(name, &columns, encoded))?;
-                Ok(count)
-            }
-            LoadMode::ReplaceWhere(condition) => {
-                let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
-                block(ch.replace_where(name, &columns, encoded, condition))
-            }
+        let _only = lock.write().map_err(|_| Error::Damaged("writer lock".into()))?;
+        let clickhouse::spool::Rows { columns, bytes, count, .. } = encode_rows(ch, name, &e.columns, rows)?;
+        match condition {
+            None => block(ch.replace(name, &columns, bytes)).map(|()| count),
+            Some(condition) => block(ch.replace_where(name, &columns, bytes, condition)),
         }
     }
 
@@ -1437,11 +1433,6 @@ fn encode_rows(
         count: rows.len() as u64,
         bytes: out,
     })
-}
-
-/// Appends never reach [`Workspace::clickhouse_replace`].
-fn unreachable_append() -> Result<u64> {
-    Err(Error::Damaged("an append was sent to the replace path".into()))
 }
 
 /// Runs a future to completion on this (blocking) thread.
